@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * apq/common.h - configuration, policies and statistics shared by every layer.
+ *
+ * Overview
+ *   A side that finds nothing to do (a consumer with an empty ring, a producer
+ *   with a full one) first polls, then announces SLEEPING and blocks until its
+ *   peer wakes it.  The policy decides how long it polls.  Statistics are kept
+ *   in process-local memory, so a peer that shares the ring cannot falsify them.
+ */
+#ifndef APQ_COMMON_H
+#define APQ_COMMON_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* How long a side polls before it announces SLEEPING and blocks. */
+enum apq_policy {
+	/* Poll for about the cost of one sleep/wake round on this machine,
+	 * measured once per process, then sleep.  The default. */
+	APQ_POLICY_ADAPTIVE = 0,
+	/* Poll for spin_ns nanoseconds (0: not at all), then sleep. */
+	APQ_POLICY_SPIN = 1,
+	/* The prior art, kept for comparison: never poll, and wake the peer
+	 * after every publishing call whether it sleeps or not. */
+	APQ_POLICY_ALWAYS_NOTIFY = 2,
+	/* Never sleep: poll until there is work or the timeout expires. */
+	APQ_POLICY_BUSY_POLL = 3,
+};
+
+/*
+ * Per-endpoint configuration.  A zeroed structure (or a NULL pointer where one
+ * is accepted) means the defaults.  Fields added later take the place of
+ * `reserved`, whose words must be zero (-EINVAL otherwise), so that code
+ * compiled against this header keeps working.
+ */
+struct apq_config {
+	enum apq_policy policy;
+	uint32_t flags;		/* none defined yet: must be 0 */
+	uint64_t spin_ns;	/* APQ_POLICY_SPIN: how long to poll */
+	uint64_t reserved[6];
+};
+
+/*
+ * Counters of one endpoint (or of one sleeper or waker of <apq/mode.h>).
+ * Every counter is written by the owning thread only and read atomically, one
+ * by one: a snapshot taken while the endpoint runs is not consistent across
+ * fields.
+ */
+struct apq_stats {
+	uint64_t packets;		/* packets this side sent or received */
+	uint64_t bytes;			/* their payload bytes */
+	uint64_t wakeups_sent;		/* notifications this side sent */
+	uint64_t wakeups_skipped;	/* publishing calls that found the peer
+					 * polling, or already woken */
+	uint64_t sleeps;		/* times this side blocked */
+	uint64_t spurious_wakeups;	/* woken, and found nothing to do */
+	uint64_t rescues;		/* woke by timeout or backstop and found
+					 * work for which no wake had been sent:
+					 * a lost wakeup caught.  Stays 0. */
+	uint64_t reserved[9];		/* zero */
+};
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* APQ_COMMON_H */

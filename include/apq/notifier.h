@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * apq/notifier.h - how a sleeper blocks and how it is woken.
+ *
+ * Overview
+ *   A notifier is the process-local half of a wakeup mechanism.  The words a
+ *   side sleeps on (a mode word and a wake sequence, see <apq/mode.h>) live in
+ *   the shared region, so each process builds its own notifier and both still
+ *   meet.  One notifier may serve any number of endpoints of its process, a
+ *   producer and a consumer at once included.
+ *
+ * Protocol (what every backend guarantees)
+ *   The waker bumps the wake sequence word in shared memory, then notifies.
+ *   The sleeper snapshots the sequence before it announces SLEEPING and blocks
+ *   only while the sequence still equals the snapshot, so a wake sent between
+ *   the snapshot and the block is never lost.  A wait may return early (a
+ *   spurious wakeup); the caller re-checks its condition.
+ *
+ * Backends
+ *   futex   Linux futexes on the sequence word.  Works between threads and,
+ *           over MAP_SHARED memory, between processes (non-private futex
+ *           operations).
+ */
+#ifndef APQ_NOTIFIER_H
+#define APQ_NOTIFIER_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct apq_notifier;
+
+/*
+ * Create a futex notifier.
+ *
+ * @return 0 and *out set; -EINVAL if out is NULL; -ENOMEM.
+ * Concurrency: any thread.  The notifier may then be shared by the endpoints
+ *   of this process, from their own threads.
+ */
+int apq_notifier_futex(struct apq_notifier **out);
+
+/*
+ * Free a notifier.  NULL is a no-op.  Every endpoint, sleeper and waker that
+ * uses it must have been detached or freed first.
+ */
+void apq_notifier_free(struct apq_notifier *n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* APQ_NOTIFIER_H */

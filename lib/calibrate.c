@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The ADAPTIVE policy's budget.  Polling for as long as one sleep/wake costs
+ * is the classic competitive choice: the sleeper never pays more than twice
+ * the better of "poll until the work comes" and "sleep at once".  The cost is
+ * measured once per process, with a short futex ping-pong between two threads
+ * (about a millisecond), since it differs by an order of magnitude between
+ * bare metal, virtual machines and emulators.
+ */
+#include <pthread.h>
+#include <stdint.h>
+
+#include <urcu/futex.h>
+
+#include "atomic.h"
+#include "util.h"
+
+#define ROUNDS		32
+#define WARMUP_ROUNDS	4
+/* Bounds: below, polling would not cover even a syscall; above, a machine
+ * so slow that polling any longer costs more CPU than it saves. */
+#define SPIN_MIN_NS	1000
+#define SPIN_MAX_NS	100000
+#define SPIN_FALLBACK_NS 20000
+
+static uint64_t adaptive_spin_ns;
+static pthread_once_t adaptive_once = PTHREAD_ONCE_INIT;
+
+/* Ball passing: the main thread makes the word odd, the echo thread even. */
+static uint32_t ball;
+
+static void ball_wait_for(uint32_t value)
+{
+	uint32_t seen;
+
+	while ((seen = apq_load_acquire(&ball)) != value)
+		futex_async((int32_t *)&ball, FUTEX_WAIT, (int32_t)seen, NULL,
+			    NULL, 0);
+}
+
+static void ball_set(uint32_t value)
+{
+	apq_store_release(&ball, value);
+	futex_async((int32_t *)&ball, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+static void *echo(void *arg)
+{
+	uint32_t i;
+
+	(void)arg;
+	for (i = 0; i < ROUNDS + WARMUP_ROUNDS; i++) {
+		ball_wait_for(2 * i + 1);
+		ball_set(2 * i + 2);
+	}
+	return NULL;
+}
+
+static void calibrate(void)
+{
+	pthread_t thread;
+	int64_t start = 0, cost;
+	uint32_t i;
+
+	adaptive_spin_ns = SPIN_FALLBACK_NS;
+	ball = 0;
+	if (pthread_create(&thread, NULL, echo, NULL) != 0)
+		return;
+	for (i = 0; i < ROUNDS + WARMUP_ROUNDS; i++) {
+		if (i == WARMUP_ROUNDS)
+			start = apq_now_ns();
+		ball_set(2 * i + 1);
+		ball_wait_for(2 * i + 2);
+	}
+	/* Each round is two sleeps and two wakes. */
+	cost = (apq_now_ns() - start) / (2 * ROUNDS);
+	pthread_join(thread, NULL);
+	if (cost < SPIN_MIN_NS)
+		cost = SPIN_MIN_NS;
+	if (cost > SPIN_MAX_NS)
+		cost = SPIN_MAX_NS;
+	adaptive_spin_ns = (uint64_t)cost;
+}
+
+uint64_t apq_adaptive_spin_ns(void)
+{
+	pthread_once(&adaptive_once, calibrate);
+	return adaptive_spin_ns;
+}

@@ -1,0 +1,344 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The consumer side of the ring.  Barrier pairs (doc/memory-ordering.md):
+ *   A2 (consumer_refresh) / R1 (producer_publish): records before the index.
+ *   R2 (consumer_publish) / A3 (producer_refresh): space is reused only after
+ *       our reads of it.
+ *   B1 (in apq_sleeper_wait_until) / B2 (in apq_waker_check): no lost wakeup.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <apq/ring.h>
+
+#include "atomic.h"
+#include "mode.h"
+#include "region.h"
+#include "util.h"
+
+struct apq_consumer {
+	unsigned char *ring;
+	uint32_t size;
+	uint32_t cons;		/* the next record to look at; private */
+	uint32_t released;	/* what we last stored to region->cons */
+	uint32_t prod_cache;	/* the producer's index, last read and checked */
+	uint32_t peeked;	/* packets peeked since the last release */
+	int err;		/* sticky: -EPROTO, or a notifier's error */
+	struct apq_region *region;
+	struct apq_waker waker;		/* wakes the producer (space word) */
+	struct apq_sleeper sleeper;	/* waits for data (data word) */
+	uint64_t packets;
+	uint64_t bytes;
+};
+
+static int consumer_fail(struct apq_consumer *c, int err)
+{
+	if (err == -EPROTO)
+		c->err = err;
+	return err;
+}
+
+/* Re-read the producer's index.  @return 0; -EPROTO. */
+static int consumer_refresh(struct apq_consumer *c)
+{
+	/* Single fetch.  A2: acquire, pairs with R1 in producer_publish().
+	 * Valid only if it moved forward and stays within a ring of us. */
+	uint32_t prod = apq_load_acquire(&c->region->prod);
+
+	if ((uint32_t)(prod - c->cons) > c->size ||
+	    (uint32_t)(prod - c->prod_cache) > (uint32_t)(prod - c->cons) ||
+	    prod % REC_HEADER != 0)
+		return consumer_fail(c, -EPROTO);
+	c->prod_cache = prod;
+	return 0;
+}
+
+/*
+ * Find the packet at the cursor, passing pads.  @return its length with
+ * *payload and *rec (its record size) set; -EAGAIN (none yet); -EPROTO.
+ */
+static ssize_t consumer_next(struct apq_consumer *c,
+			     const unsigned char **payload, uint32_t *rec)
+{
+	for (;;) {
+		uint32_t avail = c->prod_cache - c->cons;
+		uint32_t pos, to_end, len, tag, size;
+		uint64_t header;
+		int r;
+
+		if (avail == 0) {
+			r = consumer_refresh(c);
+			if (r)
+				return r;
+			avail = c->prod_cache - c->cons;
+			if (avail == 0)
+				return -EAGAIN;
+		}
+		pos = c->cons & (c->size - 1);
+		to_end = c->size - pos;
+		/* Single fetch of the header the producer wrote; everything
+		 * below uses the copy. */
+		header = apq_load_once((uint64_t *)(c->ring + pos));
+		len = (uint32_t)header;
+		tag = (uint32_t)(header >> 32);
+		if (len > c->size - REC_HEADER)
+			return consumer_fail(c, -EPROTO);
+		size = rec_size(len);
+		if (size > to_end || size > avail)
+			return consumer_fail(c, -EPROTO);
+		if (tag == REC_TAG_PAD && size == to_end) {
+			c->cons += size;
+			continue;
+		}
+		if (tag != REC_TAG_PACKET)
+			return consumer_fail(c, -EPROTO);
+		*payload = c->ring + pos + REC_HEADER;
+		*rec = size;
+		return len;
+	}
+}
+
+static void consumer_publish(struct apq_consumer *c)
+{
+	int r;
+
+	/* R2: release, pairs with A3 in producer_refresh(): our reads of the
+	 * space we give back are done before the producer writes it. */
+	apq_store_release(&c->region->cons, c->cons);
+	c->released = c->cons;
+	r = apq_waker_check(&c->waker);
+	/* -EPIPE: the producer left; nobody waits for space. */
+	if (r < 0 && r != -EPIPE)
+		c->err = r;
+}
+
+static int consumer_has_data(void *arg)
+{
+	struct apq_consumer *c = arg;
+	int r = consumer_refresh(c);
+
+	if (r)
+		return r;
+	if (c->prod_cache != c->cons)
+		return 1;
+	r = mode_peer_state(c->waker.word);
+	if (r != -EPIPE)
+		return r;
+	/* Closed.  The producer published its last packets before it closed
+	 * (R3), and mode_peer_state()'s acquire makes them visible now. */
+	r = consumer_refresh(c);
+	if (r)
+		return r;
+	return c->prod_cache != c->cons ? 1 : -EPIPE;
+}
+
+static ssize_t consumer_wait(struct apq_consumer *c,
+			     const unsigned char **payload, uint32_t *rec,
+			     int64_t timeout_ns)
+{
+	int64_t deadline = 0;
+	bool deadline_set = false;
+	ssize_t len;
+	int r;
+
+	for (;;) {
+		len = consumer_next(c, payload, rec);
+		if (len != -EAGAIN)
+			return len;
+		/* Give passed pads back, unless peeked packets hold the
+		 * release back anyway. */
+		if (c->peeked == 0 && c->cons != c->released)
+			consumer_publish(c);
+		if (c->err)
+			return c->err;
+		if (!deadline_set) {
+			deadline = apq_deadline(timeout_ns);
+			deadline_set = true;
+		}
+		r = apq_sleeper_wait_until(&c->sleeper, consumer_has_data, c,
+					   deadline);
+		if (r < 0)
+			return consumer_fail(c, r);
+	}
+}
+
+static int consumer_begin(const struct apq_consumer *c, const void *buf,
+			  size_t cap)
+{
+	if (!c || (!buf && cap))
+		return -EINVAL;
+	if (c->err)
+		return c->err;
+	return c->peeked ? -EBUSY : 0;
+}
+
+static void consumer_take(struct apq_consumer *c, uint32_t rec, ssize_t len)
+{
+	c->cons += rec;
+	apq_count(&c->packets, 1);
+	apq_count(&c->bytes, (uint64_t)len);
+}
+
+APQ_EXPORT ssize_t apq_recv(struct apq_consumer *c, void *buf, size_t cap,
+			    int64_t timeout_ns)
+{
+	const unsigned char *payload;
+	uint32_t rec;
+	ssize_t len;
+	int r = consumer_begin(c, buf, cap);
+
+	if (r)
+		return r;
+	len = consumer_wait(c, &payload, &rec, timeout_ns);
+	if (len < 0)
+		return len;
+	if ((size_t)len > cap) {
+		if (c->cons != c->released)
+			consumer_publish(c);
+		return -EMSGSIZE;
+	}
+	if (len)
+		memcpy(buf, payload, (size_t)len);
+	consumer_take(c, rec, len);
+	consumer_publish(c);
+	return len;
+}
+
+APQ_EXPORT int apq_recv_burst(struct apq_consumer *c, struct iovec *bufs,
+			      unsigned int n, int64_t timeout_ns)
+{
+	const unsigned char *payload;
+	unsigned int i;
+	uint32_t rec;
+	ssize_t len;
+	int r;
+
+	if (!bufs && n)
+		return -EINVAL;
+	if (n == 0)
+		return c ? 0 : -EINVAL;
+	r = consumer_begin(c, bufs[0].iov_base, bufs[0].iov_len);
+	if (r)
+		return r;
+	len = consumer_wait(c, &payload, &rec, timeout_ns);
+	for (i = 0; i < n && len >= 0; i++) {
+		if ((size_t)len > bufs[i].iov_len ||
+		    (!bufs[i].iov_base && bufs[i].iov_len))
+			break;
+		if (len)
+			memcpy(bufs[i].iov_base, payload, (size_t)len);
+		bufs[i].iov_len = (size_t)len;
+		consumer_take(c, rec, len);
+		if (i + 1 < n)
+			len = consumer_next(c, &payload, &rec);
+	}
+	if (c->cons != c->released)
+		consumer_publish(c);
+	if (i > 0)
+		return (int)i;
+	return len < 0 ? (int)len : -EMSGSIZE;
+}
+
+APQ_EXPORT ssize_t apq_peek(struct apq_consumer *c, const void **pkt,
+			    int64_t timeout_ns)
+{
+	const unsigned char *payload;
+	uint32_t rec;
+	ssize_t len;
+
+	if (!c || !pkt)
+		return -EINVAL;
+	if (c->err)
+		return c->err;
+	len = consumer_wait(c, &payload, &rec, timeout_ns);
+	if (len < 0)
+		return len;
+	*pkt = payload;
+	consumer_take(c, rec, len);
+	c->peeked++;
+	return len;
+}
+
+APQ_EXPORT int apq_release(struct apq_consumer *c)
+{
+	if (!c)
+		return -EINVAL;
+	if (c->err)
+		return c->err;
+	c->peeked = 0;
+	if (c->cons != c->released)
+		consumer_publish(c);
+	return 0;
+}
+
+APQ_EXPORT int apq_consumer_attach(struct apq_consumer **out, void *mem,
+				   size_t mem_bytes, struct apq_notifier *n,
+				   const struct apq_config *cfg)
+{
+	struct apq_region *region = mem;
+	struct apq_consumer *c;
+	uint32_t size, prod, cons;
+	int r;
+
+	r = apq_region_open(mem, mem_bytes, out, n, cfg, &size);
+	if (r)
+		return r;
+	/* Single fetch of each index: an earlier consumer left cons, the
+	 * producer writes prod, and either may be corrupt.  A2 as in
+	 * consumer_refresh(). */
+	cons = apq_load_once(&region->cons);
+	prod = apq_load_acquire(&region->prod);
+	if ((uint32_t)(prod - cons) > size || prod % REC_HEADER ||
+	    cons % REC_HEADER)
+		return -EPROTO;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	r = apq_sleeper_init(&c->sleeper, &region->data_word, APQ_CHANNEL_DATA,
+			     n, cfg);
+	if (r) {
+		free(c);
+		return r;
+	}
+	apq_waker_init(&c->waker, &region->space_word, APQ_CHANNEL_SPACE, n,
+		       cfg);
+	c->region = region;
+	c->ring = region->ring;
+	c->size = size;
+	c->cons = cons;
+	c->released = cons;
+	c->prod_cache = prod;
+	*out = c;
+	return 0;
+}
+
+APQ_EXPORT void apq_consumer_detach(struct apq_consumer *c)
+{
+	if (!c)
+		return;
+	/* Peeked packets count as received: a later consumer must not see
+	 * them again. */
+	if (c->cons != c->released)
+		apq_store_release(&c->region->cons, c->cons);	/* R2 */
+	apq_sleeper_mark_closed(&c->sleeper);
+	/* Wake a producer waiting for space so that it sees the close (B2
+	 * inside). */
+	(void)apq_waker_check(&c->waker);
+	free(c);
+}
+
+APQ_EXPORT int apq_consumer_stats(const struct apq_consumer *c,
+				  struct apq_stats *out)
+{
+	if (!c || !out)
+		return -EINVAL;
+	*out = (struct apq_stats){
+		.packets = apq_counter(&c->packets),
+		.bytes = apq_counter(&c->bytes),
+	};
+	apq_sleeper_add_stats(&c->sleeper, out);
+	apq_waker_add_stats(&c->waker, out);
+	return 0;
+}

@@ -1,0 +1,371 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The mode state machine: when to poll, when to announce SLEEPING and block,
+ * and when a waker must send a wakeup.  doc/memory-ordering.md walks through
+ * the handshake; the barrier pairs are labelled B1/B2 and A1/R3 here.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "atomic.h"
+#include "mode.h"
+#include "notifier.h"
+#include "util.h"
+
+/*
+ * However long the caller lets a sleeper block, it wakes this often to look
+ * at the shared state again, so that a wakeup lost to a peer's bug or malice
+ * costs at most this much delay, and is counted (rescues).
+ */
+#define BACKSTOP_NS	(50 * 1000 * 1000)
+
+/*
+ * A sleeper that a backstop re-check found with work and no wakeup waits this
+ * much longer, still SLEEPING, before it counts a rescue: the waker may be
+ * between its publish and its check, and will then wake the announced
+ * episode.  Only a lost wakeup pays this delay.
+ */
+#define RESCUE_GRACE_NS	(10 * 1000 * 1000)
+
+/* How many polls between two looks at the clock. */
+#define POLLS_PER_CLOCK_READ	16
+
+APQ_EXPORT void apq_mode_word_init(struct apq_mode_word *w)
+{
+	struct apq_mode_layout *l = mode_layout(w);
+
+	*l = (struct apq_mode_layout){ .mode = mode_make(0, 0) };
+}
+
+static uint64_t policy_spin_ns(const struct apq_config *cfg)
+{
+	switch (cfg ? cfg->policy : APQ_POLICY_ADAPTIVE) {
+	case APQ_POLICY_SPIN:
+		return cfg->spin_ns;
+	case APQ_POLICY_ALWAYS_NOTIFY:
+		return 0;
+	case APQ_POLICY_BUSY_POLL:
+		return UINT64_MAX;
+	case APQ_POLICY_ADAPTIVE:
+	default:
+		return apq_adaptive_spin_ns();
+	}
+}
+
+int apq_sleeper_init(struct apq_sleeper *s, struct apq_mode_word *w,
+		     enum apq_channel ch, struct apq_notifier *n,
+		     const struct apq_config *cfg)
+{
+	struct apq_mode_layout *l = mode_layout(w);
+	/* Single fetch of our own word, which the peer may have scribbled on. */
+	uint64_t m = apq_load_once(&l->mode);
+
+	if (!mode_valid(m))
+		return -EPROTO;
+	*s = (struct apq_sleeper){
+		.word = l,
+		.notifier = n,
+		.channel = ch,
+		.spin_ns = policy_spin_ns(cfg),
+		/* Continue the word's episodes: a waker that woke an earlier
+		 * sleeper's episode must not mistake ours for it. */
+		.episode = mode_episode(m),
+	};
+	/* Reopens a word an earlier sleeper closed. */
+	apq_store_once(&l->mode, mode_make(s->episode, 0));
+	return 0;
+}
+
+void apq_sleeper_mark_closed(struct apq_sleeper *s)
+{
+	/* R3: release, pairs with the acquire in mode_peer_state(): a waker
+	 * that sees CLOSED also sees what this side published before. */
+	apq_store_release(&s->word->mode, mode_make(s->episode, MODE_CLOSED));
+}
+
+/*
+ * Poll has_work for the policy's budget.  @return its answer if it found
+ * work or an error, 0 when the budget is spent, -ETIMEDOUT at the deadline.
+ */
+static int sleeper_poll(const struct apq_sleeper *s, apq_has_work_fn has_work,
+			void *arg, int64_t deadline)
+{
+	int64_t spin_end, now;
+	unsigned int i;
+	int r;
+
+	if (s->spin_ns == 0)
+		return 0;
+	now = apq_now_ns();
+	spin_end = s->spin_ns >= (uint64_t)(APQ_DEADLINE_NEVER - now)
+		? APQ_DEADLINE_NEVER : now + (int64_t)s->spin_ns;
+	for (i = 1;; i++) {
+		r = has_work(arg);
+		if (r)
+			return r;
+		apq_cpu_relax();
+		if (i % POLLS_PER_CLOCK_READ == 0) {
+			now = apq_now_ns();
+			if (now >= deadline)
+				return -ETIMEDOUT;
+			if (now >= spin_end)
+				return 0;
+		}
+	}
+}
+
+/*
+ * A backstop re-check found work although the sequence did not move.  The
+ * waker may still be on its way: give it RESCUE_GRACE_NS, still SLEEPING
+ * (its check then sees the announced episode and wakes it), before calling
+ * this a rescue.
+ */
+static int sleeper_judge_rescue(struct apq_sleeper *s, uint32_t token,
+				int64_t deadline)
+{
+	int64_t grace = deadline - apq_now_ns();
+	int r;
+
+	if (grace > RESCUE_GRACE_NS)
+		grace = RESCUE_GRACE_NS;
+	if (grace <= 0)
+		return 0;
+	r = s->notifier->ops->wait(s->notifier, s->channel, &s->word->seq,
+				   token, grace);
+	if (r < 0 && r != -ETIMEDOUT)
+		return r;
+	if (apq_load_once(&s->word->seq) == token)
+		apq_count(&s->rescues, 1);
+	return 0;
+}
+
+int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
+			   void *arg, int64_t deadline)
+{
+	struct apq_mode_layout *w = s->word;
+	int64_t now, chunk;
+	uint32_t token;
+	bool backstop;
+	int r, waited;
+
+	r = has_work(arg);
+	if (r)
+		return r;
+	if (deadline == APQ_DEADLINE_NONE)
+		return -EAGAIN;
+	r = sleeper_poll(s, has_work, arg, deadline);
+	if (r)
+		return r;
+
+	for (;;) {
+		now = apq_now_ns();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		/* A1: acquire, so the snapshot is taken before the SLEEPING
+		 * store below; pairs with the waker's bump, which follows its
+		 * read of SLEEPING.  A bump we miss here makes the wait return
+		 * at once instead of being lost. */
+		token = apq_load_acquire(&w->seq);
+		s->episode = (s->episode + 1) & MODE_EPISODE_MASK;
+		apq_store_once(&w->mode, mode_make(s->episode, MODE_SLEEPING));
+		/* B1: pairs with B2 in apq_waker_check(): either has_work()
+		 * below sees what the waker published, or the waker sees
+		 * SLEEPING(episode) and wakes us. */
+		apq_full_barrier();
+		r = has_work(arg);
+		if (r) {
+			apq_store_once(&w->mode, mode_make(s->episode, 0));
+			return r;
+		}
+
+		backstop = deadline - now > BACKSTOP_NS;
+		chunk = backstop ? BACKSTOP_NS : deadline - now;
+		apq_count(&s->sleeps, 1);
+		waited = s->notifier->ops->wait(s->notifier, s->channel,
+						&w->seq, token, chunk);
+		if (waited < 0 && waited != -ETIMEDOUT) {
+			apq_store_once(&w->mode, mode_make(s->episode, 0));
+			return waited;
+		}
+		r = has_work(arg);
+		if (r > 0 && waited == -ETIMEDOUT && backstop &&
+		    apq_load_once(&w->seq) == token) {
+			int judged = sleeper_judge_rescue(s, token, deadline);
+
+			if (judged < 0)
+				r = judged;
+		} else if (r == 0 && waited == 0) {
+			apq_count(&s->spurious_wakeups, 1);
+		}
+		apq_store_once(&w->mode, mode_make(s->episode, 0));
+		if (r)
+			return r;
+	}
+}
+
+int apq_waker_check(struct apq_waker *wk)
+{
+	struct apq_mode_layout *w = wk->word;
+	uint64_t m, episode;
+	int r;
+
+	/* B2: pairs with B1 in apq_sleeper_wait_until(): either the sleeper's
+	 * re-check sees what we published before this call, or we see its
+	 * SLEEPING announcement below.  ALWAYS_NOTIFY needs no barrier: it
+	 * wakes whatever it reads, and A1 orders its bump. */
+	if (!wk->always_notify)
+		apq_full_barrier();
+	/* Single fetch of the peer's word; validated before use. */
+	m = apq_load_once(&w->mode);
+	if (!mode_valid(m))
+		return -EPROTO;
+	if (m & MODE_CLOSED)
+		return -EPIPE;
+	episode = mode_episode(m);
+	if (!wk->always_notify &&
+	    (!(m & MODE_SLEEPING) || episode == wk->last_woken)) {
+		apq_count(&wk->wakeups_skipped, 1);
+		return 0;
+	}
+	wk->last_woken = episode;
+	/* Release: under ALWAYS_NOTIFY a sleeper whose snapshot (A1) sees the
+	 * bump must also see what we published. */
+	__atomic_fetch_add(&w->seq, 1, __ATOMIC_RELEASE);
+	apq_count(&wk->wakeups_sent, 1);
+	r = wk->notifier->ops->wake(wk->notifier, wk->channel, &w->seq);
+	return r < 0 ? r : 1;
+}
+
+void apq_waker_init(struct apq_waker *wk, struct apq_mode_word *w,
+		    enum apq_channel ch, struct apq_notifier *n,
+		    const struct apq_config *cfg)
+{
+	*wk = (struct apq_waker){
+		.word = mode_layout(w),
+		.notifier = n,
+		.channel = ch,
+		.always_notify = cfg && cfg->policy == APQ_POLICY_ALWAYS_NOTIFY,
+		.last_woken = UINT64_MAX,
+	};
+}
+
+void apq_sleeper_add_stats(const struct apq_sleeper *s, struct apq_stats *out)
+{
+	out->sleeps += apq_counter(&s->sleeps);
+	out->spurious_wakeups += apq_counter(&s->spurious_wakeups);
+	out->rescues += apq_counter(&s->rescues);
+}
+
+void apq_waker_add_stats(const struct apq_waker *wk, struct apq_stats *out)
+{
+	out->wakeups_sent += apq_counter(&wk->wakeups_sent);
+	out->wakeups_skipped += apq_counter(&wk->wakeups_skipped);
+}
+
+/* The public, heap-allocated face of the same machinery. */
+
+static int mode_args_check(void *out, struct apq_mode_word *w,
+			   enum apq_channel ch, struct apq_notifier *n,
+			   const struct apq_config *cfg)
+{
+	if (!out || !w || !n || (uintptr_t)w % 64 != 0)
+		return -EINVAL;
+	if (ch != APQ_CHANNEL_DATA && ch != APQ_CHANNEL_SPACE)
+		return -EINVAL;
+	return apq_config_check(cfg);
+}
+
+APQ_EXPORT int apq_sleeper_create(struct apq_sleeper **out,
+				  struct apq_mode_word *w, enum apq_channel ch,
+				  struct apq_notifier *n,
+				  const struct apq_config *cfg)
+{
+	struct apq_sleeper *s;
+	int r = mode_args_check(out, w, ch, n, cfg);
+
+	if (r)
+		return r;
+	s = malloc(sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	r = apq_sleeper_init(s, w, ch, n, cfg);
+	if (r) {
+		free(s);
+		return r;
+	}
+	*out = s;
+	return 0;
+}
+
+APQ_EXPORT int apq_sleeper_wait(struct apq_sleeper *s, apq_has_work_fn has_work,
+				void *arg, int64_t timeout_ns)
+{
+	if (!s || !has_work)
+		return -EINVAL;
+	return apq_sleeper_wait_until(s, has_work, arg,
+				      apq_deadline(timeout_ns));
+}
+
+APQ_EXPORT void apq_sleeper_close(struct apq_sleeper *s)
+{
+	if (!s)
+		return;
+	apq_sleeper_mark_closed(s);
+	free(s);
+}
+
+APQ_EXPORT int apq_waker_create(struct apq_waker **out, struct apq_mode_word *w,
+				enum apq_channel ch, struct apq_notifier *n,
+				const struct apq_config *cfg)
+{
+	struct apq_waker *wk;
+	int r = mode_args_check(out, w, ch, n, cfg);
+
+	if (r)
+		return r;
+	wk = malloc(sizeof(*wk));
+	if (!wk)
+		return -ENOMEM;
+	apq_waker_init(wk, w, ch, n, cfg);
+	*out = wk;
+	return 0;
+}
+
+APQ_EXPORT int apq_waker_notify(struct apq_waker *wk)
+{
+	if (!wk)
+		return -EINVAL;
+	return apq_waker_check(wk);
+}
+
+APQ_EXPORT int apq_waker_peer(const struct apq_waker *wk)
+{
+	if (!wk)
+		return -EINVAL;
+	return mode_peer_state(wk->word);
+}
+
+APQ_EXPORT void apq_waker_free(struct apq_waker *wk)
+{
+	free(wk);
+}
+
+APQ_EXPORT int apq_sleeper_stats(const struct apq_sleeper *s,
+				 struct apq_stats *out)
+{
+	if (!s || !out)
+		return -EINVAL;
+	*out = (struct apq_stats){ 0 };
+	apq_sleeper_add_stats(s, out);
+	return 0;
+}
+
+APQ_EXPORT int apq_waker_stats(const struct apq_waker *wk, struct apq_stats *out)
+{
+	if (!wk || !out)
+		return -EINVAL;
+	*out = (struct apq_stats){ 0 };
+	apq_waker_add_stats(wk, out);
+	return 0;
+}

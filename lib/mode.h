@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The mode state machine's internals (private): the layout of a mode word and
+ * the sleeper and waker that the ring embeds in its endpoints.
+ */
+#ifndef APQ_LIB_MODE_H
+#define APQ_LIB_MODE_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <apq/common.h>
+#include <apq/mode.h>
+
+#include "atomic.h"
+
+/*
+ * struct apq_mode_word, as seen from inside.  `mode` is written by the
+ * sleeper only; `seq` is bumped by the waker only.  Both sit on one line: the
+ * waker reads `mode` once per publishing call and writes `seq` only when it
+ * wakes, the sleeper touches the line only around a sleep.
+ *
+ * mode: bits 63..56 MODE_MAGIC, 55..2 the episode, 1 CLOSED, 0 SLEEPING.
+ * The magic turns a scribbled word into -EPROTO; 54 bits of episode do not
+ * wrap in decades even at millions of announcements a second.
+ */
+struct apq_mode_layout {
+	uint64_t mode;
+	uint32_t seq;
+	uint32_t unused[13];
+};
+
+#define MODE_SLEEPING		UINT64_C(1)
+#define MODE_CLOSED		UINT64_C(2)
+#define MODE_EPISODE_SHIFT	2
+#define MODE_EPISODE_MASK	((UINT64_C(1) << 54) - 1)
+#define MODE_MAGIC_SHIFT	56
+#define MODE_MAGIC		UINT64_C(0xa5)
+
+static inline uint64_t mode_make(uint64_t episode, uint64_t flags)
+{
+	return MODE_MAGIC << MODE_MAGIC_SHIFT |
+	       (episode & MODE_EPISODE_MASK) << MODE_EPISODE_SHIFT | flags;
+}
+
+static inline bool mode_valid(uint64_t m)
+{
+	return m >> MODE_MAGIC_SHIFT == MODE_MAGIC;
+}
+
+static inline uint64_t mode_episode(uint64_t m)
+{
+	return m >> MODE_EPISODE_SHIFT & MODE_EPISODE_MASK;
+}
+
+static inline struct apq_mode_layout *mode_layout(struct apq_mode_word *w)
+{
+	return (struct apq_mode_layout *)w;
+}
+
+/*
+ * The sleeper's state as last published: 0 open, -EPIPE closed, -EPROTO
+ * corrupt.  A single fetch.  Acquire: pairs with the release in
+ * apq_sleeper_mark_closed(), so after -EPIPE the sleeper's earlier stores
+ * (the producer's last packets) are visible.
+ */
+static inline int mode_peer_state(const struct apq_mode_layout *w)
+{
+	uint64_t m = apq_load_acquire(&w->mode);
+
+	if (!mode_valid(m))
+		return -EPROTO;
+	return m & MODE_CLOSED ? -EPIPE : 0;
+}
+
+struct apq_sleeper {
+	struct apq_mode_layout *word;
+	struct apq_notifier *notifier;
+	enum apq_channel channel;
+	uint64_t spin_ns;		/* UINT64_MAX: never sleep */
+	uint64_t episode;		/* the last one announced */
+	uint64_t sleeps;
+	uint64_t spurious_wakeups;
+	uint64_t rescues;
+};
+
+struct apq_waker {
+	struct apq_mode_layout *word;
+	struct apq_notifier *notifier;
+	enum apq_channel channel;
+	bool always_notify;
+	uint64_t last_woken;		/* episode; starts at one none takes */
+	uint64_t wakeups_sent;
+	uint64_t wakeups_skipped;
+};
+
+int apq_sleeper_init(struct apq_sleeper *s, struct apq_mode_word *w,
+		     enum apq_channel ch, struct apq_notifier *n,
+		     const struct apq_config *cfg);
+/* deadline: absolute, APQ_DEADLINE_NONE or APQ_DEADLINE_NEVER. */
+int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
+			   void *arg, int64_t deadline);
+void apq_sleeper_mark_closed(struct apq_sleeper *s);
+
+void apq_waker_init(struct apq_waker *wk, struct apq_mode_word *w,
+		    enum apq_channel ch, struct apq_notifier *n,
+		    const struct apq_config *cfg);
+int apq_waker_check(struct apq_waker *wk);
+
+void apq_sleeper_add_stats(const struct apq_sleeper *s, struct apq_stats *out);
+void apq_waker_add_stats(const struct apq_waker *wk, struct apq_stats *out);
+
+#endif /* APQ_LIB_MODE_H */
