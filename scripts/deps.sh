@@ -1,0 +1,45 @@
+#!/bin/sh
+# Installs the Debian packages apq needs that are missing, with apt-get (as
+# root, or through sudo).  Sourced by the other scripts; `deps.sh [extra...]`
+# also works on its own.
+set -eu
+
+APQ_PACKAGES="gcc g++ meson ninja-build pkg-config liburcu-dev check"
+
+apq_missing_packages() {
+	for pkg in "$@"; do
+		dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null |
+			grep -q '^install ok installed$' || echo "$pkg"
+	done
+}
+
+apq_install_packages() {
+	missing=$(apq_missing_packages "$@")
+	[ -n "$missing" ] || return 0
+	if [ "$(id -u)" -eq 0 ]; then
+		sudo=
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo=sudo
+	else
+		echo "missing packages: $missing; run as root or install sudo" >&2
+		return 1
+	fi
+	echo "installing: $missing" >&2
+	# shellcheck disable=SC2086 # word splitting of the lists is intended
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+	# shellcheck disable=SC2086
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >&2
+}
+
+# Configures (once) and builds the tree in $1.
+apq_build() {
+	dir=$1
+	shift
+	[ -f "$dir/build.ninja" ] || meson setup "$dir" "$@"
+	ninja -C "$dir"
+}
+
+if [ "$(basename -- "$0")" = deps.sh ]; then
+	# shellcheck disable=SC2086
+	apq_install_packages $APQ_PACKAGES "$@"
+fi
