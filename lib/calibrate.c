@@ -9,6 +9,7 @@
  */
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <urcu/futex.h>
 
@@ -56,10 +57,17 @@ static void *echo(void *arg)
 	return NULL;
 }
 
+static int compare_ns(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
 static void calibrate(void)
 {
+	int64_t rounds[ROUNDS], start, cost;
 	pthread_t thread;
-	int64_t start = 0, cost;
 	uint32_t i;
 
 	adaptive_spin_ns = SPIN_FALLBACK_NS;
@@ -67,14 +75,17 @@ static void calibrate(void)
 	if (pthread_create(&thread, NULL, echo, NULL) != 0)
 		return;
 	for (i = 0; i < ROUNDS + WARMUP_ROUNDS; i++) {
-		if (i == WARMUP_ROUNDS)
-			start = apq_now_ns();
+		start = apq_now_ns();
 		ball_set(2 * i + 1);
 		ball_wait_for(2 * i + 2);
+		if (i >= WARMUP_ROUNDS)
+			rounds[i - WARMUP_ROUNDS] = apq_now_ns() - start;
 	}
-	/* Each round is two sleeps and two wakes. */
-	cost = (apq_now_ns() - start) / (2 * ROUNDS);
 	pthread_join(thread, NULL);
+	/* The median ignores rounds in which either thread was preempted;
+	 * each round is two sleeps and two wakes. */
+	qsort(rounds, ROUNDS, sizeof(rounds[0]), compare_ns);
+	cost = rounds[ROUNDS / 2] / 2;
 	if (cost < SPIN_MIN_NS)
 		cost = SPIN_MIN_NS;
 	if (cost > SPIN_MAX_NS)
