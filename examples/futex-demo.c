@@ -120,8 +120,9 @@ struct consumer_report {
 	uint64_t bytes;
 	uint64_t bad;			/* packets that failed a check */
 	uint32_t phases_seen;		/* PKT_LAST packets received */
-	int err;			/* an apq_recv() error other than
-					 * -EPIPE, negative errno */
+	int err;			/* an error other than -EPIPE,
+					 * negative errno */
+	char err_where[32];		/* the call that returned it */
 	char why[160];			/* the first failed check */
 };
 
@@ -342,6 +343,8 @@ static void consume(struct apq_consumer *c, struct consumer_report *rep)
 			break;		/* producer gone and ring drained */
 		if (len < 0) {
 			rep->err = (int)len;
+			snprintf(rep->err_where, sizeof(rep->err_where),
+				 "apq_recv");
 			break;
 		}
 		rep->received++;
@@ -381,8 +384,8 @@ static int run_consumer(void *mem, size_t mem_bytes,
 		r = apq_consumer_attach(&c, mem, mem_bytes, n, cfg);
 	if (r) {
 		rep.err = r;
-		snprintf(rep.why, sizeof(rep.why), "consumer attach: %s",
-			 strerror(-r));
+		snprintf(rep.err_where, sizeof(rep.err_where),
+			 "consumer attach");
 	} else {
 		consume(c, &rep);
 	}
@@ -507,6 +510,18 @@ static void run_producer(void *mem, size_t mem_bytes,
 	apq_notifier_free(n);
 }
 
+/* The child's exit status, or -1 if it did not exit normally. */
+static int child_status(pid_t pid)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR)
+			return -1;
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 /* ---- the report ---- */
 
 static double per(uint64_t a, uint64_t b)
@@ -555,9 +570,11 @@ static void print_table(const struct producer_report *pr,
 	       "  %-10s what ALWAYS_NOTIFY would send: one wake per publishing call\n"
 	       "  %-10s times the consumer blocked for data\n"
 	       "  %-10s times it woke and found nothing\n"
-	       "  %-10s lost wakeups its backstop caught: must be 0\n",
+	       "  %-10s lost wakeups its backstop caught: must be 0\n"
+	       "  %-10s (wakeups + skipped can exceed publishes: apq publishes on its own\n"
+	       "  %-10s when it pads the ring's end while waiting for room)\n",
 	       "", "publishes", "wakeups", "skipped", "wk/pkt", "always-nt",
-	       "sleeps", "spurious", "rescues");
+	       "sleeps", "spurious", "rescues", "", "");
 }
 
 /*
@@ -583,10 +600,13 @@ static bool report(const struct options *opt, const struct producer_report *pr,
 	if (have_cr) {
 		printf("producer: sent %" PRIu64 " wakeups for %" PRIu64
 		       " packets (%.4f per packet) and skipped %" PRIu64
-		       "; ALWAYS_NOTIFY would have sent %" PRIu64
-		       " (%.1fx as many).\n", t->wakeups_sent, t->packets,
-		       per(t->wakeups_sent, t->packets), t->wakeups_skipped,
-		       calls, per(calls, t->wakeups_sent));
+		       "; ALWAYS_NOTIFY would have sent %" PRIu64, t->wakeups_sent,
+		       t->packets, per(t->wakeups_sent, t->packets),
+		       t->wakeups_skipped, calls);
+		if (t->wakeups_sent)
+			printf(" (%.1fx as many).\n", per(calls, t->wakeups_sent));
+		else
+			printf(".\n");
 		printf("ring full: the producer slept %" PRIu64
 		       " times; the consumer sent %" PRIu64
 		       " space wakeups and skipped %" PRIu64 ".\n", t->sleeps,
@@ -602,8 +622,8 @@ static bool report(const struct options *opt, const struct producer_report *pr,
 		return false;
 	}
 	if (cr->err) {
-		printf("FAILED: consumer: %s\n",
-		       cr->why[0] ? cr->why : strerror(-cr->err));
+		printf("FAILED: consumer: %s: %s\n", cr->err_where,
+		       strerror(-cr->err));
 		ok = false;
 	}
 	if (cr->bad) {
@@ -751,7 +771,7 @@ int main(int argc, char **argv)
 	struct options opt;
 	size_t mem_bytes = 0;
 	bool have_crep;
-	int fds[2], status;
+	int fds[2];
 	void *mem;
 	pid_t pid;
 
@@ -786,10 +806,9 @@ int main(int argc, char **argv)
 		kill(pid, SIGTERM);
 	have_crep = read_full(fds[0], &crep, sizeof(crep)) == 0;
 	close(fds[0]);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+	if (child_status(pid) != 0)
 		have_crep = false;
 	crep.why[sizeof(crep.why) - 1] = '\0';
+	crep.err_where[sizeof(crep.err_where) - 1] = '\0';
 	return report(&opt, &prep, &crep, have_crep) ? 0 : 1;
 }
