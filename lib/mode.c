@@ -144,9 +144,9 @@ int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
 			   void *arg, int64_t deadline)
 {
 	struct apq_mode_layout *w = s->word;
+	bool backstop, rechecked = false;
 	int64_t now, chunk;
 	uint32_t token;
-	bool backstop;
 	int r, waited;
 
 	r = has_work(arg);
@@ -181,7 +181,9 @@ int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
 
 		backstop = deadline - now > BACKSTOP_NS;
 		chunk = backstop ? BACKSTOP_NS : deadline - now;
-		apq_count(&s->sleeps, 1);
+		/* A sleep that a backstop re-check continues is still one. */
+		if (!rechecked)
+			apq_count(&s->sleeps, 1);
 		waited = s->notifier->ops->wait(s->notifier, s->channel,
 						&w->seq, token, chunk);
 		if (waited < 0 && waited != -ETIMEDOUT) {
@@ -201,6 +203,7 @@ int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
 		apq_store_once(&w->mode, mode_make(s->episode, 0));
 		if (r)
 			return r;
+		rechecked = waited == -ETIMEDOUT;
 	}
 }
 

@@ -53,10 +53,15 @@ struct apq_config {
 struct apq_stats {
 	uint64_t packets;		/* packets this side sent or received */
 	uint64_t bytes;			/* their payload bytes */
+	/* Each publishing call (and detach, and the library's own publish of
+	 * a pad at the ring's end while it waits for room) runs one wakeup
+	 * check, which either sends or skips. */
 	uint64_t wakeups_sent;		/* notifications this side sent */
-	uint64_t wakeups_skipped;	/* publishing calls that found the peer
-					 * polling, or already woken */
-	uint64_t sleeps;		/* times this side blocked */
+	uint64_t wakeups_skipped;	/* checks that found the peer polling,
+					 * or its sleep already woken */
+	uint64_t sleeps;		/* times this side blocked (a long sleep
+					 * that backstop re-checks continue
+					 * counts once) */
 	uint64_t spurious_wakeups;	/* woken, and found nothing to do */
 	uint64_t rescues;		/* woke by timeout or backstop and found
 					 * work for which no wake had been sent:
