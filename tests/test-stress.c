@@ -354,6 +354,13 @@ static struct apq_config config_of(struct policy pol)
 				    .spin_ns = pol.spin_ns };
 }
 
+/* Policies that announce SLEEPING as soon as there is nothing to do. */
+static bool never_polls(struct policy pol)
+{
+	return pol.policy == APQ_POLICY_ALWAYS_NOTIFY ||
+	       (pol.policy == APQ_POLICY_SPIN && pol.spin_ns == 0);
+}
+
 static const char *policy_name(struct policy pol, char *buf, size_t len)
 {
 	switch (pol.policy) {
@@ -1628,10 +1635,14 @@ START_TEST(test_pingpong)
 		      "%s: %" PRIu64 " round trips, responder answered %" PRIu64 ", stats %" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64,
 		      tc->name, a->packets, b->packets, a->st[0].packets,
 		      a->st[1].packets, b->st[0].packets, b->st[1].packets);
-	/* SPIN(0) and ALWAYS never poll: the requester sleeps for every
-	 * reply, except when the reply beat its SLEEPING announcement. */
-	if (tc->a.policy == APQ_POLICY_SPIN && tc->b.policy != APQ_POLICY_BUSY_POLL)
-		ck_assert_msg(a->st[1].sleeps > a->packets / 2,
+	/* SPIN(0) and ALWAYS never poll: the requester goes to sleep for
+	 * every reply, unless the reply beats the re-check after its SLEEPING
+	 * announcement.  That happens often under sanitizers, whose slower
+	 * re-check gives a quick responder time (40% of the round trips seen
+	 * with TSan), so one in five is the bound, well below what any build
+	 * does, and still tens of thousands through the sleep path. */
+	if (never_polls(tc->a))
+		ck_assert_msg(a->st[1].sleeps * 5 >= a->packets,
 			      "%s: the requester slept only %" PRIu64 " times",
 			      tc->name, a->st[1].sleeps);
 	if (strict_latency)
@@ -1973,8 +1984,8 @@ START_TEST(test_mode_layer)
 	ck_assert_msg(b->end == -EPIPE && b->packets == a->packets,
 		      "%s: A sent %" PRIu64 ", B got %" PRIu64, tc->name,
 		      a->packets, b->packets);
-	if (tc->pol.policy == APQ_POLICY_SPIN && !stream)
-		ck_assert_msg(a->st[1].sleeps > a->packets / 2,
+	if (never_polls(tc->pol) && !stream)	/* as in test_pingpong */
+		ck_assert_msg(a->st[1].sleeps * 5 >= a->packets,
 			      "%s: A slept only %" PRIu64 " times", tc->name,
 			      a->st[1].sleeps);
 	if (stream)
