@@ -191,7 +191,9 @@ int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
 			return waited;
 		}
 		r = has_work(arg);
-		if (r > 0 && waited == -ETIMEDOUT && backstop &&
+		/* Work, or a peer that closed, is news a wake should have
+		 * brought; a corrupt word is not. */
+		if ((r > 0 || r == -EPIPE) && waited == -ETIMEDOUT && backstop &&
 		    apq_load_once(&w->seq) == token) {
 			int judged = sleeper_judge_rescue(s, token, deadline);
 

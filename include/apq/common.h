@@ -63,9 +63,10 @@ struct apq_stats {
 					 * that backstop re-checks continue
 					 * counts once) */
 	uint64_t spurious_wakeups;	/* woken, and found nothing to do */
-	uint64_t rescues;		/* woke by timeout or backstop and found
-					 * work for which no wake had been sent:
-					 * a lost wakeup caught.  Stays 0. */
+	uint64_t rescues;		/* woke by a backstop re-check and found
+					 * work (or the peer gone) for which no
+					 * wake had been sent: a lost wakeup
+					 * caught.  Stays 0. */
 	uint64_t reserved[9];		/* zero */
 };
 
