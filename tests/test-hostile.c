@@ -16,9 +16,11 @@
  * bound (the Check timeout catches a call that never returns).
  *
  * Corrupting an index, a record header, a mode word or the header with a
- * random value must yield -EPROTO in nearly every iteration, since such a
- * value is valid with negligible probability: the test asserts it for each
- * kind separately.
+ * random value must yield -EPROTO in nearly every iteration, reported by the
+ * side that reads that field (the consumer for prod and records, the
+ * producer for cons and the consumer's mode word, attach for the header),
+ * since such a value is valid with negligible probability: the test asserts
+ * it for each kind separately.
  *
  * A second variant runs a hostile peer in another thread that scribbles on
  * the region while the victim calls run.  Those scribbles are atomic stores,
@@ -194,6 +196,8 @@ struct victim {
 	size_t reserved_len;
 	unsigned int peeked;
 	unsigned int eproto;	/* -EPROTO results, attach included */
+	unsigned int p_eproto, c_eproto, attach_eproto;	/* by whom */
+	size_t mode_word;	/* which one C_MODE_WORD corrupted */
 	unsigned long ok;	/* calls that succeeded */
 	unsigned long calls;
 	uint64_t *rng;
@@ -274,6 +278,7 @@ static void check_send_result(struct victim *v, int r, size_t len, int64_t t,
 		ok = true;
 		v->p_broken = true;
 		v->eproto++;
+		v->p_eproto++;
 		break;
 	default:
 		ok = r >= 0 && !v->reserved && len <= v->max;
@@ -320,6 +325,7 @@ static void check_recv_result(struct victim *v, ssize_t r, int64_t t,
 		ok = true;
 		v->c_broken = true;
 		v->eproto++;
+		v->c_eproto++;
 		break;
 	default:
 		ok = r >= 0 && (peek || !v->peeked);
@@ -422,6 +428,7 @@ static void v_commit(struct victim *v)
 	if (r == -EPROTO) {
 		v->p_broken = true;
 		v->eproto++;
+		v->p_eproto++;
 	}
 }
 
@@ -526,6 +533,7 @@ static void v_release(struct victim *v)
 	if (r == -EPROTO && !v->c_broken) {
 		v->c_broken = true;
 		v->eproto++;
+		v->c_eproto++;
 	}
 	v->peeked = 0;
 }
@@ -560,6 +568,7 @@ static void v_attach_p(struct victim *v)
 	if (r) {
 		v->p = NULL;
 		v->eproto++;
+		v->attach_eproto++;
 	}
 	v->p_broken = false;
 	v->reserved = false;
@@ -575,6 +584,7 @@ static void v_attach_c(struct victim *v)
 	if (r) {
 		v->c = NULL;
 		v->eproto++;
+		v->attach_eproto++;
 	}
 	v->c_broken = false;
 	v->peeked = 0;
@@ -772,7 +782,7 @@ static void corrupt(struct victim *v, enum corruption kind)
 			put64(v->mem, off, rnd(rng));
 			break;
 		}
-		switch (below(rng, 4)) {
+		switch (below(rng, 5)) {
 		case 0:	/* flip the tag between packet and pad */
 			put64(v->mem, off, get64(v->mem, off) ^
 			      (UINT64_C(0x544b5041 ^ 0x44415041) << 32));
@@ -786,6 +796,12 @@ static void corrupt(struct victim *v, enum corruption kind)
 					    ~UINT64_C(0xffffffff)) |
 			      below(rng, (uint32_t)v->ring));
 			break;
+		case 3:	/* length just below 2^32: padded, it wraps to
+			 * a small record size */
+			put64(v->mem, off, (get64(v->mem, off) &
+					    ~UINT64_C(0xffffffff)) |
+			      (UINT32_C(0xffffffff) - below(rng, 8)));
+			break;
 		default: /* one random byte of it */
 			put64(v->mem, off, get64(v->mem, off) ^
 			      (uint64_t)(1 + below(rng, 255)) <<
@@ -794,8 +810,8 @@ static void corrupt(struct victim *v, enum corruption kind)
 		}
 		break;
 	case C_MODE_WORD:
-		put64(v->mem, chance(rng, 50) ? OFF_DATA_WORD : OFF_SPACE_WORD,
-		      rnd(rng));
+		v->mode_word = chance(rng, 50) ? OFF_DATA_WORD : OFF_SPACE_WORD;
+		put64(v->mem, v->mode_word, rnd(rng));
 		break;
 	case C_HEADER:
 		put32(v->mem, 4 * below(rng, 3), (uint32_t)rnd(rng));
@@ -848,7 +864,7 @@ static void one_iteration(struct arena *arenas, uint64_t *rng,
 		.clean = true,
 	};
 	char where[160];
-	unsigned int i, steps;
+	unsigned int i, steps, detected;
 
 	snprintf(where, sizeof(where), "APQ_SEED=%llu test %d iteration %u "
 		 "(%s, ring %zu)", (unsigned long long)seed, test, it,
@@ -903,8 +919,28 @@ static void one_iteration(struct arena *arenas, uint64_t *rng,
 		drive_consumer(&v);
 		drive_producer(&v);
 	}
+	/* Counted only if the side that reads the field reported it. */
 	tally->iterations[kind]++;
-	if (v.eproto)
+	switch (kind) {
+	case C_PROD:
+	case C_RECORD:
+		detected = v.c_eproto;
+		break;
+	case C_CONS:
+		detected = v.p_eproto;
+		break;
+	case C_MODE_WORD:
+		detected = v.mode_word == OFF_DATA_WORD ? v.p_eproto
+							: v.c_eproto;
+		break;
+	case C_HEADER:
+		detected = v.attach_eproto;
+		break;
+	default:
+		detected = v.eproto;
+		break;
+	}
+	if (detected)
 		tally->eproto[kind]++;
 
 	/* Then anything, including detaching and attaching again. */
