@@ -69,6 +69,7 @@
 #define OFF_DATA_WORD	384
 #define OFF_SPACE_WORD	512
 #define OFF_SEQ		8
+#define TAG_PACKET	UINT32_C(0x544b5041)
 #define TAG_PAD		UINT32_C(0x44415041)
 
 #define SEC(x)		((int64_t)(x) * 1000000000)
@@ -168,8 +169,8 @@ static void arena_check(const struct arena *a, const char *where)
 
 	for (i = 0; i < a->slack; i++)
 		CHECK(a->map[a->page + i] == CANARY,
-			      "%s: byte %zu before the region overwritten",
-			      where, a->slack - i);
+		      "%s: byte %zu before the region overwritten",
+		      where, a->slack - i);
 }
 
 static void arena_close(struct arena *a)
@@ -240,7 +241,7 @@ static void call_done(struct victim *v, int64_t start, const char *call)
 
 	v->calls++;
 	CHECK(took < CALL_LIMIT, "%s: %s took %lld ns", v->where, call,
-		      (long long)took);
+	      (long long)took);
 }
 
 /*
@@ -255,7 +256,7 @@ static void check_send_result(struct victim *v, int r, size_t len, int64_t t,
 
 	if (v->p_broken) {
 		CHECK(r == -EPROTO, "%s: %s on a broken producer gave "
-			      "%d", v->where, call, r);
+		      "%d", v->where, call, r);
 		return;
 	}
 	switch (r) {
@@ -287,12 +288,12 @@ static void check_send_result(struct victim *v, int r, size_t len, int64_t t,
 	if (r >= 0)
 		v->ok++;
 	CHECK(ok, "%s: %s(len %zu, timeout %lld%s) gave %d", v->where,
-		      call, len, (long long)t, v->reserved ? ", reserved" : "",
-		      r);
+	      call, len, (long long)t, v->reserved ? ", reserved" : "",
+	      r);
 	if (v->clean)
 		CHECK(r >= 0 || r == -EAGAIN || r == -ETIMEDOUT ||
-			      r == -EMSGSIZE || r == -EBUSY,
-			      "%s: %s gave %d on a clean ring", v->where, call, r);
+		      r == -EMSGSIZE || r == -EBUSY,
+		      "%s: %s gave %d on a clean ring", v->where, call, r);
 }
 
 static void check_recv_result(struct victim *v, ssize_t r, int64_t t,
@@ -302,7 +303,7 @@ static void check_recv_result(struct victim *v, ssize_t r, int64_t t,
 
 	if (v->c_broken) {
 		CHECK(r == -EPROTO, "%s: %s on a broken consumer gave "
-			      "%zd", v->where, call, r);
+		      "%zd", v->where, call, r);
 		return;
 	}
 	switch (r) {
@@ -334,12 +335,12 @@ static void check_recv_result(struct victim *v, ssize_t r, int64_t t,
 	if (r >= 0)
 		v->ok++;
 	CHECK(ok, "%s: %s(timeout %lld, %u peeked) gave %zd", v->where,
-		      call, (long long)t, v->peeked, r);
+	      call, (long long)t, v->peeked, r);
 	if (v->clean)
 		CHECK(r >= 0 || r == -EAGAIN || r == -ETIMEDOUT ||
-			      r == -EMSGSIZE || r == -EBUSY,
-			      "%s: %s gave %zd on a clean ring", v->where, call,
-			      r);
+		      r == -EMSGSIZE || r == -EBUSY,
+		      "%s: %s gave %zd on a clean ring", v->where, call,
+		      r);
 }
 
 static void v_send(struct victim *v)
@@ -367,7 +368,7 @@ static void v_send_burst(struct victim *v)
 	call_done(v, start, "apq_send_burst");
 	check_send_result(v, r, iov[0].iov_len, t, "apq_send_burst");
 	CHECK(r <= (int)n, "%s: apq_send_burst sent %d of %u",
-		      v->where, r, n);
+	      v->where, r, n);
 	/* A packet too large stops the burst before it. */
 	for (i = 0; (int)i < r; i++)
 		CHECK(iov[i].iov_len <= v->max, "%s: apq_send_burst sent a "
@@ -390,10 +391,10 @@ static void v_reserve(struct victim *v)
 	/* In the ring, 8-byte aligned, after a record header, and all of it
 	 * writable. */
 	CHECK((unsigned char *)buf >= ring + 8 &&
-		      (unsigned char *)buf + len <= ring + v->ring &&
-		      (uintptr_t)buf % 8 == 0,
-		      "%s: apq_reserve(%zu) gave %p, ring at %p", v->where, len,
-		      buf, (void *)ring);
+	      (unsigned char *)buf + len <= ring + v->ring &&
+	      (uintptr_t)buf % 8 == 0,
+	      "%s: apq_reserve(%zu) gave %p, ring at %p", v->where, len,
+	      buf, (void *)ring);
 	memset(buf, 0x5a, len);
 	v->reserved = true;
 	v->reserved_len = len;
@@ -409,13 +410,13 @@ static void v_commit(struct victim *v)
 		r = apq_commit(v->p, 0);
 		call_done(v, start, "apq_commit");
 		CHECK(r == -EINVAL, "%s: apq_commit without a "
-			      "reservation gave %d", v->where, r);
+		      "reservation gave %d", v->where, r);
 		return;
 	}
 	if (chance(v->rng, 10)) {
 		r = apq_commit(v->p, v->reserved_len + 1);
 		CHECK(r == -EINVAL, "%s: apq_commit beyond the "
-			      "reservation gave %d", v->where, r);
+		      "reservation gave %d", v->where, r);
 	}
 	len = v->reserved_len ? below(v->rng, (uint32_t)v->reserved_len + 1)
 			      : 0;
@@ -423,7 +424,7 @@ static void v_commit(struct victim *v)
 	r = apq_commit(v->p, len);
 	call_done(v, start, "apq_commit");
 	CHECK(r == 0 || (r == -EPROTO && !v->clean),
-		      "%s: apq_commit gave %d", v->where, r);
+	      "%s: apq_commit gave %d", v->where, r);
 	v->reserved = false;
 	if (r == -EPROTO) {
 		v->p_broken = true;
@@ -446,10 +447,10 @@ static void v_recv(struct victim *v)
 	call_done(v, start, "apq_recv");
 	check_recv_result(v, r, t, cap < v->max, false, "apq_recv");
 	CHECK(r <= (ssize_t)cap, "%s: apq_recv(cap %zu) gave %zd",
-		      v->where, cap, r);
+	      v->where, cap, r);
 	for (i = 0; i < 64; i++)
 		CHECK(v->buf[cap + i] == CANARY, "%s: apq_recv wrote "
-			      "past its buffer", v->where);
+		      "past its buffer", v->where);
 }
 
 static void v_recv_burst(struct victim *v)
@@ -477,20 +478,20 @@ static void v_recv_burst(struct victim *v)
 	call_done(v, start, "apq_recv_burst");
 	check_recv_result(v, r, t, small, false, "apq_recv_burst");
 	CHECK(r <= (int)n, "%s: apq_recv_burst got %d of %u", v->where,
-		      r, n);
+	      r, n);
 	for (i = 0, off = 0; i < n; i++) {
 		if ((int)i < r)
 			CHECK(iov[i].iov_len <= caps[i], "%s: "
-				      "apq_recv_burst: length %zu, buffer %zu",
-				      v->where, iov[i].iov_len, caps[i]);
+			      "apq_recv_burst: length %zu, buffer %zu",
+			      v->where, iov[i].iov_len, caps[i]);
 		else
 			CHECK(iov[i].iov_len == caps[i], "%s: apq_recv_burst "
 			      "changed the length of buffer %u, not received",
 			      v->where, i);
 		for (j = 0; j < 64; j++)
 			CHECK(v->buf[off + caps[i] + j] == CANARY,
-				      "%s: apq_recv_burst wrote past buffer "
-				      "%u", v->where, i);
+			      "%s: apq_recv_burst wrote past buffer "
+			      "%u", v->where, i);
 		off += caps[i] + 64;
 	}
 }
@@ -508,9 +509,9 @@ static void v_peek(struct victim *v)
 	if (r < 0)
 		return;
 	CHECK(pkt >= ring + 8 && pkt + r <= ring + v->ring &&
-		      (pkt - ring) % 8 == 0 && (size_t)r <= v->max,
-		      "%s: apq_peek gave %zd bytes at %p, ring at %p", v->where,
-		      r, (const void *)pkt, (const void *)ring);
+	      (pkt - ring) % 8 == 0 && (size_t)r <= v->max,
+	      "%s: apq_peek gave %zd bytes at %p, ring at %p", v->where,
+	      r, (const void *)pkt, (const void *)ring);
 	/* Touch every byte: out of bounds faults or trips ASan. */
 	for (i = 0; i < r; i++)
 		sum += pkt[i];
@@ -526,10 +527,10 @@ static void v_release(struct victim *v)
 	call_done(v, start, "apq_release");
 	if (v->c_broken)
 		CHECK(r == -EPROTO, "%s: apq_release on a broken "
-			      "consumer gave %d", v->where, r);
+		      "consumer gave %d", v->where, r);
 	else
 		CHECK(r == 0 || (r == -EPROTO && !v->clean),
-			      "%s: apq_release gave %d", v->where, r);
+		      "%s: apq_release gave %d", v->where, r);
 	if (r == -EPROTO && !v->c_broken) {
 		v->c_broken = true;
 		v->eproto++;
@@ -564,7 +565,7 @@ static void v_attach_p(struct victim *v)
 
 	v->calls++;
 	CHECK(r == 0 || (r == -EPROTO && !v->clean),
-		      "%s: apq_producer_attach gave %d", v->where, r);
+	      "%s: apq_producer_attach gave %d", v->where, r);
 	if (r) {
 		v->p = NULL;
 		v->eproto++;
@@ -580,7 +581,7 @@ static void v_attach_c(struct victim *v)
 
 	v->calls++;
 	CHECK(r == 0 || (r == -EPROTO && !v->clean),
-		      "%s: apq_consumer_attach gave %d", v->where, r);
+	      "%s: apq_consumer_attach gave %d", v->where, r);
 	if (r) {
 		v->c = NULL;
 		v->eproto++;
@@ -785,7 +786,7 @@ static void corrupt(struct victim *v, enum corruption kind)
 		switch (below(rng, 5)) {
 		case 0:	/* flip the tag between packet and pad */
 			put64(v->mem, off, get64(v->mem, off) ^
-			      (UINT64_C(0x544b5041 ^ 0x44415041) << 32));
+			      ((uint64_t)(TAG_PACKET ^ TAG_PAD) << 32));
 			break;
 		case 1:	/* length off by a little */
 			put64(v->mem, off, get64(v->mem, off) +
@@ -1023,13 +1024,13 @@ START_TEST(test_random_corruption)
 	 */
 	for (k = 0; k < C_TARGETED; k++) {
 		CHECK(tally.iterations[k] >= ITERATIONS / C_KINDS / 2,
-			      "only %u iterations of %s", tally.iterations[k],
-			      corruption_names[k]);
+		      "only %u iterations of %s", tally.iterations[k],
+		      corruption_names[k]);
 		CHECK(tally.eproto[k] * 100 >= tally.iterations[k] * 95,
-			      "APQ_SEED=%llu: %s: -EPROTO in only %u of %u "
-			      "iterations", (unsigned long long)seed,
-			      corruption_names[k], tally.eproto[k],
-			      tally.iterations[k]);
+		      "APQ_SEED=%llu: %s: -EPROTO in only %u of %u "
+		      "iterations", (unsigned long long)seed,
+		      corruption_names[k], tally.eproto[k],
+		      tally.iterations[k]);
 	}
 	/* The other kinds are often harmless, but not always. */
 	ck_assert_uint_gt(tally.eproto[C_BYTES] + tally.eproto[C_RING_GARBAGE] +
@@ -1103,10 +1104,10 @@ static void *hostile_peer(void *arg)
 				off = CTRL + 8 * below(rng, (uint32_t)
 						       (h->bytes - CTRL) / 8);
 				if (chance(rng, 50))
-					x = (chance(rng, 50) ? UINT64_C(0x544b5041)
-							     : TAG_PAD) << 32 |
-					    below(rng, (uint32_t)
-						  (h->bytes - CTRL));
+					x = (uint64_t)(chance(rng, 50)
+						       ? TAG_PACKET : TAG_PAD)
+					    << 32 | below(rng, (uint32_t)
+							  (h->bytes - CTRL));
 				put64(h->mem, off, x);
 			}
 			h->writes++;

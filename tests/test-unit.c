@@ -691,7 +691,8 @@ START_TEST(test_recv_emsgsize)
 	ck_assert_int_eq(apq_release(r.c), 0);
 	recv_expect(r.c, 20, 4);
 
-	/* A refused packet behind a pad: the pad is passed, the packet stays. */
+	/* A refused packet behind a pad: the pad is passed, the packet
+	 * stays. */
 	while (get32(r.mem, OFF_PROD) % RING < RING - 64)
 		ck_assert_int_eq(send_seq(r.p, 0, 5, 0), 0);
 	while (apq_recv(r.c, NULL, 0, 0) == 0)
