@@ -100,7 +100,11 @@ static ssize_t consumer_next(struct apq_consumer *c,
 	}
 }
 
-static void consumer_publish(struct apq_consumer *c)
+/*
+ * Give the space up to the cursor back and run the wakeup check.  @return 0,
+ * or the check's failure, which also sticks (see producer_publish()).
+ */
+static int consumer_publish(struct apq_consumer *c)
 {
 	int r;
 
@@ -110,8 +114,10 @@ static void consumer_publish(struct apq_consumer *c)
 	c->released = c->cons;
 	r = apq_waker_check(&c->waker);
 	/* -EPIPE: the producer left; nobody waits for space. */
-	if (r < 0 && r != -EPIPE)
-		c->err = r;
+	if (r >= 0 || r == -EPIPE)
+		return 0;
+	c->err = r;
+	return r;
 }
 
 static int consumer_has_data(void *arg)
@@ -149,10 +155,11 @@ static ssize_t consumer_wait(struct apq_consumer *c,
 			return len;
 		/* Give passed pads back, unless peeked packets hold the
 		 * release back anyway. */
-		if (c->peeked == 0 && c->cons != c->released)
-			consumer_publish(c);
-		if (c->err)
-			return c->err;
+		if (c->peeked == 0 && c->cons != c->released) {
+			r = consumer_publish(c);
+			if (r)
+				return r;
+		}
 		if (!deadline_set) {
 			deadline = apq_deadline(timeout_ns);
 			deadline_set = true;
@@ -195,14 +202,19 @@ APQ_EXPORT ssize_t apq_recv(struct apq_consumer *c, void *buf, size_t cap,
 	if (len < 0)
 		return len;
 	if ((size_t)len > cap) {
-		if (c->cons != c->released)
-			consumer_publish(c);
+		if (c->cons != c->released) {
+			r = consumer_publish(c);
+			if (r)
+				return r;
+		}
 		return -EMSGSIZE;
 	}
 	if (len)
 		memcpy(buf, payload, (size_t)len);
 	consumer_take(c, rec, len);
-	consumer_publish(c);
+	/* The packet is the caller's now: a failed check is the next call's
+	 * to report. */
+	(void)consumer_publish(c);
 	return len;
 }
 
@@ -235,7 +247,7 @@ APQ_EXPORT int apq_recv_burst(struct apq_consumer *c, struct iovec *bufs,
 			len = consumer_next(c, &payload, &rec);
 	}
 	if (c->cons != c->released)
-		consumer_publish(c);
+		(void)consumer_publish(c);	/* as in apq_recv() */
 	if (i > 0)
 		return (int)i;
 	return len < 0 ? (int)len : -EMSGSIZE;
@@ -268,9 +280,7 @@ APQ_EXPORT int apq_release(struct apq_consumer *c)
 	if (c->err)
 		return c->err;
 	c->peeked = 0;
-	if (c->cons != c->released)
-		consumer_publish(c);
-	return 0;
+	return c->cons != c->released ? consumer_publish(c) : 0;
 }
 
 APQ_EXPORT int apq_consumer_attach(struct apq_consumer **out, void *mem,

@@ -98,7 +98,12 @@ static int producer_room(struct apq_producer *p, uint32_t rec)
 	}
 }
 
-static void producer_publish(struct apq_producer *p)
+/*
+ * Publish what was written and run the wakeup check.  @return 0, or the
+ * check's failure, which also sticks: the packets are out, but the endpoint
+ * can no longer be sure to wake its peer.
+ */
+static int producer_publish(struct apq_producer *p)
 {
 	int r;
 
@@ -108,8 +113,10 @@ static void producer_publish(struct apq_producer *p)
 	p->published = p->prod;
 	r = apq_waker_check(&p->waker);
 	/* -EPIPE: nobody is left to wake; the next call reports it. */
-	if (r < 0 && r != -EPIPE)
-		p->err = r;
+	if (r >= 0 || r == -EPIPE)
+		return 0;
+	p->err = r;
+	return r;
 }
 
 struct room_query {
@@ -142,10 +149,11 @@ static int producer_wait_room(struct apq_producer *p, uint32_t rec,
 		if (r != -EAGAIN)
 			return r;
 		/* A pad: the consumer must pass it to free what we wait for. */
-		if (p->prod != p->published)
-			producer_publish(p);
-		if (p->err)
-			return p->err;
+		if (p->prod != p->published) {
+			r = producer_publish(p);
+			if (r)
+				return r;
+		}
 		if (!deadline_set) {
 			deadline = apq_deadline(timeout_ns);
 			deadline_set = true;
@@ -195,8 +203,7 @@ APQ_EXPORT int apq_send(struct apq_producer *p, const void *pkt, size_t len,
 	if (r)
 		return r;
 	producer_put(p, pkt, len);
-	producer_publish(p);
-	return 0;
+	return producer_publish(p);
 }
 
 APQ_EXPORT int apq_send_burst(struct apq_producer *p, const struct iovec *pkts,
@@ -225,7 +232,8 @@ APQ_EXPORT int apq_send_burst(struct apq_producer *p, const struct iovec *pkts,
 			break;
 		producer_put(p, pkts[i].iov_base, len);
 	}
-	producer_publish(p);
+	/* The packets are out: a failed check is the next call's to report. */
+	(void)producer_publish(p);
 	return (int)i;
 }
 
@@ -263,8 +271,7 @@ APQ_EXPORT int apq_commit(struct apq_producer *p, size_t len)
 	p->reserved = false;
 	apq_count(&p->packets, 1);
 	apq_count(&p->bytes, len);
-	producer_publish(p);
-	return 0;
+	return producer_publish(p);
 }
 
 APQ_EXPORT int apq_producer_attach(struct apq_producer **out, void *mem,

@@ -85,7 +85,7 @@ int apq_sleeper_create(struct apq_sleeper **out, struct apq_mode_word *w,
  * SLEEPING announcement; it must read the shared state afresh each time.
  *
  * @return has_work's positive or negative answer; -EAGAIN if timeout_ns is 0
- *   and there is no work; -ETIMEDOUT; -EPROTO (the word is corrupt); another
+ *   and there is no work; -ETIMEDOUT; -EINVAL (s or has_work NULL); another
  *   negative errno from the notifier.
  * Concurrency: the sleeper's own thread.
  * Ordering: a full barrier separates the SLEEPING store from the has_work()

@@ -25,6 +25,14 @@
  *   timeout_ns 0: do not block; < 0: block forever; > 0: at most that long
  *   (CLOCK_MONOTONIC).  Signals never end a wait early.
  *
+ * Errors
+ *   Every call returns -EINVAL for a NULL endpoint or buffer pointer (a NULL
+ *   buffer with length 0 is fine).  When an error happens after packets have
+ *   changed hands (the wakeup check after a publish finds the peer's mode
+ *   word corrupt, or the notifier fails), the endpoint keeps the error and
+ *   returns it from every later call; the calls below say whether they also
+ *   return it at once.
+ *
  * Hostile memory
  *   Every field the peer writes is read once into a local and validated.  A
  *   corrupt region makes the call return -EPROTO, and the endpoint then
@@ -105,7 +113,8 @@ void apq_consumer_detach(struct apq_consumer *c);
  *
  * @return 0; -EAGAIN (ring full and timeout_ns 0); -ETIMEDOUT; -EMSGSIZE
  *   (len > apq_packet_max() of this ring); -EPIPE (consumer detached);
- *   -EPROTO (region corrupt); -EBUSY (a reservation is pending); another
+ *   -EPROTO (region corrupt: the packet was queued if the corruption showed
+ *   only after the publish); -EBUSY (a reservation is pending); another
  *   negative errno if the notifier failed to wake the consumer (the packet
  *   was queued).
  * Ordering: release: the consumer that receives the packet sees its bytes.
@@ -119,7 +128,8 @@ int apq_send(struct apq_producer *p, const void *pkt, size_t len,
  *
  * @return the number of packets sent, from 1 to n (0 if n is 0); or, when
  *   none was sent, the error apq_send() would give for pkts[0].  A packet
- *   too large stops the burst before it.
+ *   too large stops the burst before it.  An error after the publish is
+ *   returned by the next call.
  */
 int apq_send_burst(struct apq_producer *p, const struct iovec *pkts,
 		   unsigned int n, int64_t timeout_ns);
@@ -129,9 +139,11 @@ int apq_send_burst(struct apq_producer *p, const struct iovec *pkts,
  *
  * @return the packet's length (0 is a valid length); -EAGAIN (ring empty and
  *   timeout_ns 0); -ETIMEDOUT; -EMSGSIZE (cap is smaller than the packet,
- *   which stays queued: apq_peek() tells its length); -EPIPE (producer
- *   detached and the ring is drained); -EPROTO (region corrupt); -EBUSY
- *   (packets peeked and not released).
+ *   which stays queued: apq_peek() would take it and tell its length);
+ *   -EPIPE (producer detached and the ring is drained); -EPROTO (region
+ *   corrupt); -EBUSY (packets peeked and not released).  An error after the
+ *   packet was taken is returned by the next call, never instead of the
+ *   packet.
  * Ordering: acquire: pairs with apq_send()'s release.
  */
 ssize_t apq_recv(struct apq_consumer *c, void *buf, size_t cap,
@@ -143,7 +155,8 @@ ssize_t apq_recv(struct apq_consumer *c, void *buf, size_t cap,
  * there; stops before a packet that does not fit its buffer.
  *
  * @return the number received, from 1 to n (0 if n is 0); or, when none was,
- *   the error apq_recv() would give.
+ *   the error apq_recv() would give.  As there, an error after packets were
+ *   taken is returned by the next call.
  */
 int apq_recv_burst(struct apq_consumer *c, struct iovec *bufs, unsigned int n,
 		   int64_t timeout_ns);
@@ -163,8 +176,8 @@ int apq_reserve(struct apq_producer *p, size_t len, void **buf,
  * than reserved) and run the wakeup check.
  *
  * @return 0; -EINVAL (no reservation pending, or len too large; nothing is
- *   published); -EPROTO or a notifier error as apq_send() (the packet was
- *   published).
+ *   published); -EPROTO or a notifier error from the wakeup check (the
+ *   packet was published).
  */
 int apq_commit(struct apq_producer *p, size_t len);
 
