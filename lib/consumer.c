@@ -288,21 +288,13 @@ APQ_EXPORT int apq_consumer_attach(struct apq_consumer **out, void *mem,
 				   const struct apq_config *cfg)
 {
 	struct apq_region *region = mem;
+	struct apq_region_state state;
 	struct apq_consumer *c;
-	uint32_t size, prod, cons;
 	int r;
 
-	r = apq_region_open(mem, mem_bytes, out, n, cfg, &size);
+	r = apq_region_open(mem, mem_bytes, out, n, cfg, &state);
 	if (r)
 		return r;
-	/* Single fetch of each index: an earlier consumer left cons, the
-	 * producer writes prod, and either may be corrupt.  A2 as in
-	 * consumer_refresh(). */
-	cons = apq_load_once(&region->cons);
-	prod = apq_load_acquire(&region->prod);
-	if ((uint32_t)(prod - cons) > size || prod % REC_HEADER ||
-	    cons % REC_HEADER)
-		return -EPROTO;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
@@ -316,10 +308,10 @@ APQ_EXPORT int apq_consumer_attach(struct apq_consumer **out, void *mem,
 		       cfg);
 	c->region = region;
 	c->ring = region->ring;
-	c->size = size;
-	c->cons = cons;
-	c->released = cons;
-	c->prod_cache = prod;
+	c->size = state.ring_bytes;
+	c->cons = state.cons;
+	c->released = state.cons;
+	c->prod_cache = state.prod;
 	*out = c;
 	return 0;
 }

@@ -279,21 +279,13 @@ APQ_EXPORT int apq_producer_attach(struct apq_producer **out, void *mem,
 				   const struct apq_config *cfg)
 {
 	struct apq_region *region = mem;
+	struct apq_region_state state;
 	struct apq_producer *p;
-	uint32_t size, prod, cons;
 	int r;
 
-	r = apq_region_open(mem, mem_bytes, out, n, cfg, &size);
+	r = apq_region_open(mem, mem_bytes, out, n, cfg, &state);
 	if (r)
 		return r;
-	/* Single fetch of each index: an earlier producer left prod, the
-	 * consumer writes cons, and either may be corrupt.  A3 as in
-	 * producer_refresh(). */
-	prod = apq_load_once(&region->prod);
-	cons = apq_load_acquire(&region->cons);
-	if ((uint32_t)(prod - cons) > size || prod % REC_HEADER ||
-	    cons % REC_HEADER)
-		return -EPROTO;
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
@@ -306,10 +298,10 @@ APQ_EXPORT int apq_producer_attach(struct apq_producer **out, void *mem,
 	apq_waker_init(&p->waker, &region->data_word, APQ_CHANNEL_DATA, n, cfg);
 	p->region = region;
 	p->ring = region->ring;
-	p->size = size;
-	p->prod = prod;
-	p->published = prod;
-	p->cons_cache = cons;
+	p->size = state.ring_bytes;
+	p->prod = state.prod;
+	p->published = state.prod;
+	p->cons_cache = state.cons;
 	*out = p;
 	return 0;
 }

@@ -63,10 +63,10 @@ int apq_config_check(const struct apq_config *cfg)
 
 int apq_region_open(void *mem, size_t mem_bytes, const void *out,
 		    const struct apq_notifier *n, const struct apq_config *cfg,
-		    uint32_t *ring_bytes)
+		    struct apq_region_state *state)
 {
 	struct apq_region *r = mem;
-	uint32_t magic, version, size;
+	uint32_t magic, version, size, prod, cons;
 
 	if (!out || !mem || !n || (uintptr_t)mem % 64 != 0 ||
 	    mem_bytes < apq_region_size(RING_MIN))
@@ -80,6 +80,18 @@ int apq_region_open(void *mem, size_t mem_bytes, const void *out,
 	if (magic != REGION_MAGIC || version != REGION_VERSION ||
 	    !ring_bytes_valid(size) || apq_region_size(size) > mem_bytes)
 		return -EPROTO;
-	*ring_bytes = size;
+	/* Single fetch of each index: the peer writes one, an earlier
+	 * incarnation of this side left the other, and either may be corrupt.
+	 * Acquire: A2 and A3 as in consumer_refresh() and producer_refresh(). */
+	prod = apq_load_acquire(&r->prod);
+	cons = apq_load_acquire(&r->cons);
+	if ((uint32_t)(prod - cons) > size || prod % REC_HEADER ||
+	    cons % REC_HEADER)
+		return -EPROTO;
+	*state = (struct apq_region_state){
+		.ring_bytes = size,
+		.prod = prod,
+		.cons = cons,
+	};
 	return 0;
 }

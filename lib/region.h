@@ -73,13 +73,20 @@ static inline bool ring_bytes_valid(size_t ring_bytes)
 	       (ring_bytes & (ring_bytes - 1)) == 0;
 }
 
+/* What an attaching side learns from the region, validated. */
+struct apq_region_state {
+	uint32_t ring_bytes;
+	uint32_t prod;
+	uint32_t cons;
+};
+
 /*
- * Check the arguments common to both attach calls, then read the header once
- * and validate it against mem_bytes.  @return 0 with *ring_bytes set;
- * -EINVAL (arguments); -EPROTO (the header).
+ * Check the arguments common to both attach calls, then read the header and
+ * both indices once and validate them.  @return 0 with *state set; -EINVAL
+ * (arguments); -EPROTO (the region).
  */
 int apq_region_open(void *mem, size_t mem_bytes, const void *out,
 		    const struct apq_notifier *n, const struct apq_config *cfg,
-		    uint32_t *ring_bytes);
+		    struct apq_region_state *state);
 
 #endif /* APQ_LIB_REGION_H */
