@@ -121,8 +121,8 @@ static int sleeper_poll(const struct apq_sleeper *s, apq_has_work_fn has_work,
  * (its check then sees the announced episode and wakes it), before calling
  * this a rescue.
  */
-static int sleeper_judge_rescue(struct apq_sleeper *s, uint32_t token,
-				int64_t deadline)
+static void sleeper_judge_rescue(struct apq_sleeper *s, uint32_t token,
+				 int64_t deadline)
 {
 	int64_t grace = deadline - apq_now_ns();
 	int r;
@@ -130,14 +130,15 @@ static int sleeper_judge_rescue(struct apq_sleeper *s, uint32_t token,
 	if (grace > RESCUE_GRACE_NS)
 		grace = RESCUE_GRACE_NS;
 	if (grace <= 0)
-		return 0;
+		return;
 	r = s->notifier->ops->wait(s->notifier, s->channel, &s->word->seq,
 				   token, grace);
+	/* A notifier that cannot wait any more (its peer is gone) leaves
+	 * nothing to judge; the work found is still the caller's. */
 	if (r < 0 && r != -ETIMEDOUT)
-		return r;
+		return;
 	if (apq_load_once(&s->word->seq) == token)
 		apq_count(&s->rescues, 1);
-	return 0;
 }
 
 int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
@@ -195,10 +196,7 @@ int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
 		 * brought; a corrupt word is not. */
 		if ((r > 0 || r == -EPIPE) && waited == -ETIMEDOUT && backstop &&
 		    apq_load_once(&w->seq) == token) {
-			int judged = sleeper_judge_rescue(s, token, deadline);
-
-			if (judged < 0)
-				r = judged;
+			sleeper_judge_rescue(s, token, deadline);
 		} else if (r == 0 && waited == 0) {
 			apq_count(&s->spurious_wakeups, 1);
 		}
