@@ -207,30 +207,11 @@ int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
 	}
 }
 
-int apq_waker_check(struct apq_waker *wk)
+int apq_waker_wake(struct apq_waker *wk, uint64_t episode)
 {
 	struct apq_mode_layout *w = wk->word;
-	uint64_t m, episode;
 	int r;
 
-	/* B2: pairs with B1 in apq_sleeper_wait_until(): either the sleeper's
-	 * re-check sees what we published before this call, or we see its
-	 * SLEEPING announcement below.  ALWAYS_NOTIFY needs no barrier: it
-	 * wakes whatever it reads, and A1 orders its bump. */
-	if (!wk->always_notify)
-		apq_full_barrier();
-	/* Single fetch of the peer's word; validated before use. */
-	m = apq_load_once(&w->mode);
-	if (!mode_valid(m))
-		return -EPROTO;
-	if (m & MODE_CLOSED)
-		return -EPIPE;
-	episode = mode_episode(m);
-	if (!wk->always_notify &&
-	    (!(m & MODE_SLEEPING) || episode == wk->last_woken)) {
-		apq_count(&wk->wakeups_skipped, 1);
-		return 0;
-	}
 	wk->last_woken = episode;
 	/* Release: under ALWAYS_NOTIFY a sleeper whose snapshot (A1) sees the
 	 * bump must also see what we published. */

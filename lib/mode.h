@@ -14,6 +14,7 @@
 #include <apq/mode.h>
 
 #include "atomic.h"
+#include "util.h"
 
 /*
  * struct apq_mode_word, as seen from inside.  `mode` is written by the
@@ -106,7 +107,38 @@ void apq_sleeper_mark_closed(struct apq_sleeper *s);
 void apq_waker_init(struct apq_waker *wk, struct apq_mode_word *w,
 		    enum apq_channel ch, struct apq_notifier *n,
 		    const struct apq_config *cfg);
-int apq_waker_check(struct apq_waker *wk);
+/* The slow path of apq_waker_check(): bump the sequence and notify. */
+int apq_waker_wake(struct apq_waker *wk, uint64_t episode);
+
+/*
+ * The waker's check, run once per publishing call; inline, since it runs
+ * for every send and recv.  @return 1 woken, 0 skipped, -EPIPE, -EPROTO, or
+ * the notifier's error.
+ */
+static inline int apq_waker_check(struct apq_waker *wk)
+{
+	uint64_t m, episode;
+
+	/* B2: pairs with B1 in apq_sleeper_wait_until(): either the sleeper's
+	 * re-check sees what we published before this call, or we see its
+	 * SLEEPING announcement below.  ALWAYS_NOTIFY needs no barrier: it
+	 * wakes whatever it reads, and A1 orders its bump. */
+	if (!wk->always_notify)
+		apq_full_barrier();
+	/* Single fetch of the peer's word; validated before use. */
+	m = apq_load_once(&wk->word->mode);
+	if (apq_unlikely(!mode_valid(m)))
+		return -EPROTO;
+	if (apq_unlikely(m & MODE_CLOSED))
+		return -EPIPE;
+	episode = mode_episode(m);
+	if (apq_likely(!wk->always_notify) &&
+	    (!(m & MODE_SLEEPING) || episode == wk->last_woken)) {
+		apq_count(&wk->wakeups_skipped, 1);
+		return 0;
+	}
+	return apq_waker_wake(wk, episode);
+}
 
 void apq_sleeper_add_stats(const struct apq_sleeper *s, struct apq_stats *out);
 void apq_waker_add_stats(const struct apq_waker *wk, struct apq_stats *out);
