@@ -4,29 +4,60 @@
 
 usage: check-json.py APQ_BENCH [apq-bench arguments...]
 
-Passes if apq-bench succeeds and its JSON is an array of row objects, each
-with the keys a comparison needs, of the right types, and with every packet
-the producer offered arrived.  Independent of apq-bench's own writer, so a
-malformed file (a NaN, a trailing comma) fails here.
+Passes if apq-bench succeeds and
+  - its JSON is an array of row objects, each with the keys a comparison
+    needs, of the right types (null only where a value is unknown: a
+    skipped queue, an idle row without packets, a queue that cannot count
+    its wakeups);
+  - every queue `apq-bench --list` names has rows, or a row saying why it
+    was skipped;
+  - apq ran in every scenario of the run, in-process and in two processes;
+  - every row that ran moved every packet it was offered, in order, with
+    no lost wakeup caught;
+  - the CSV next to it has the same rows, and the PNGs are there when
+    gnuplot is.
+Independent of apq-bench's own writer, so a malformed file (a NaN, a
+trailing comma) fails here.
 """
+import csv
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 
-# key -> accepted types
+NUM = (int, float)
+# key -> (accepted types, may be null)
 REQUIRED = {
-    "impl": (str,),
-    "policy": (str,),
-    "scenario": (str,),
-    "processes": (int,),
-    "rate": (int, float),
-    "size": (int,),
-    "pps": (int, float),
-    "wakeups_per_pkt": (int, float),
-    "consumer_cpu": (int, float),
+    "impl": ((str,), False),
+    "policy": ((str,), False),
+    "scenario": ((str,), False),
+    "processes": ((int,), True),
+    "rate": (NUM, True),
+    "size": ((int,), True),
+    "pps": (NUM, True),
+    "wakeups_per_pkt": (NUM, True),
+    "consumer_cpu": (NUM, True),
+    "p50_ns": (NUM, True),
+    "p99_ns": (NUM, True),
+    "skipped": ((bool,), False),
+    "ok": ((bool,), False),
+}
+RAN = {
+    "processes": ((int,), False),
+    "rate": (NUM, False),
+    "size": ((int,), False),
+    "pps": (NUM, False),
+    "consumer_cpu": (NUM, False),
+    "producer_cpu": (NUM, False),
+    "packets_offered": ((int,), False),
+    "packets_arrived": ((int,), False),
+    "packets_bad": ((int,), False),
+    "rescues": ((int,), False),
+    "wakeups_source": ((str,), False),
+    "group": ((str,), False),
 }
 
 
@@ -35,61 +66,137 @@ def reject_constant(name):
     raise ValueError(f"not JSON: {name}")
 
 
+def type_problems(name, row, keys):
+    problems = []
+    for key, (types, nullable) in keys.items():
+        if key not in row:
+            problems.append(f"{name}: no key {key!r}")
+            continue
+        v = row[key]
+        if v is None and nullable:
+            continue
+        if isinstance(v, bool) and bool not in types:
+            problems.append(f"{name}: {key!r} is {v!r}")
+        elif not isinstance(v, types):
+            problems.append(f"{name}: {key!r} is {v!r}")
+        elif isinstance(v, float) and not math.isfinite(v):
+            problems.append(f"{name}: {key!r} is {v!r}")
+    return problems
+
+
 def row_problems(i, row):
     """The reasons row i is not acceptable (empty if it is)."""
     if not isinstance(row, dict):
         return [f"row {i}: not an object"]
-    problems = []
-    for key, types in REQUIRED.items():
-        if key not in row:
-            problems.append(f"row {i}: no key {key!r}")
-        elif isinstance(row[key], bool) or not isinstance(row[key], types):
-            problems.append(f"row {i}: {key!r} is {row[key]!r}")
+    problems = type_problems(f"row {i}", row, REQUIRED)
     if problems:
         return problems
     name = f"row {i} ({row['impl']} {row['policy']} {row['scenario']})"
-    if row["processes"] != 1 or row["rate"] != 0:
-        problems.append(f"{name}: processes/rate {row['processes']}/{row['rate']}")
-    if row["size"] <= 0:
-        problems.append(f"{name}: size {row['size']}")
-    if not (math.isfinite(row["pps"]) and row["pps"] > 0):
-        problems.append(f"{name}: pps {row['pps']}")
-    for key in ("wakeups_per_pkt", "consumer_cpu"):
-        if not (math.isfinite(row[key]) and row[key] >= 0):
-            problems.append(f"{name}: {key} {row[key]}")
-    offered = row.get("packets_offered")
-    arrived = row.get("packets_arrived")
-    if offered is None or arrived is None or offered != arrived or offered <= 0:
+    if row["skipped"]:
+        if not isinstance(row.get("why"), str) or not row["why"]:
+            problems.append(f"{name}: skipped without saying why")
+        return problems
+    problems = type_problems(name, row, RAN)
+    if problems:
+        return problems
+    idle = row["group"] == "idle"
+    if row["processes"] not in (1, 2):
+        problems.append(f"{name}: processes {row['processes']}")
+    if row["size"] < 8 or row["rate"] < 0:
+        problems.append(f"{name}: size {row['size']}, rate {row['rate']}")
+    if not row["ok"]:
+        problems.append(f"{name}: failed: {row.get('error')}")
+    offered, arrived = row["packets_offered"], row["packets_arrived"]
+    if offered != arrived or (offered <= 0 and not idle):
         problems.append(f"{name}: offered {offered}, arrived {arrived}")
-    if row.get("packets_bad", 0) != 0:
-        problems.append(f"{name}: {row['packets_bad']} packets out of sequence")
+    if row["packets_bad"]:
+        problems.append(f"{name}: {row['packets_bad']} packets damaged "
+                        "or out of order")
+    if row["rescues"]:
+        problems.append(f"{name}: {row['rescues']} lost wakeups caught")
+    if not idle and not row["pps"] > 0:
+        problems.append(f"{name}: pps {row['pps']}")
+    for key in ("consumer_cpu", "producer_cpu"):
+        if not 0 <= row[key] <= 1.5:
+            problems.append(f"{name}: {key} {row[key]}")
+    wpp = row["wakeups_per_pkt"]
+    if wpp is None:
+        if not idle and row["wakeups_source"] != "unknown":
+            problems.append(f"{name}: wakeups_per_pkt null, source "
+                            f"{row['wakeups_source']}")
+    elif wpp < 0:
+        problems.append(f"{name}: wakeups_per_pkt {wpp}")
+    if not idle and row["p50_ns"] is None:
+        problems.append(f"{name}: no latency")
     return problems
+
+
+def listed_impls(bench):
+    """Queue names apq-bench --list reports (run, or skipped)."""
+    out = subprocess.run([bench, "--list"], check=True, capture_output=True,
+                         text=True).stdout
+    names = set()
+    for line in out.splitlines():
+        if line.startswith("scenarios:"):
+            break
+        parts = line.split()
+        if len(parts) >= 2 and parts[1] in ("threads:", "processes:",
+                                            "skipped:"):
+            names.add(parts[0])
+    return names
 
 
 def main(argv):
     if len(argv) < 2:
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    fd, path = tempfile.mkstemp(prefix="apq-bench-", suffix=".json")
-    os.close(fd)
+    bench = argv[1]
+    tmp = tempfile.mkdtemp(prefix="apq-bench-")
+    path = os.path.join(tmp, "out.json")
     try:
         cmd = argv[1:] + ["--json", path]
         run = subprocess.run(cmd, check=False)
         if run.returncode != 0:
-            print(f"check-json: {' '.join(cmd)}: exit status {run.returncode}",
+            print(f"check-json: {' '.join(cmd)}: exit status "
+                  f"{run.returncode}", file=sys.stderr)
+            return 1
+        try:
+            with open(path, encoding="utf-8") as f:
+                rows = json.load(f, parse_constant=reject_constant)
+        except ValueError as e:
+            print(f"check-json: malformed JSON: {e}", file=sys.stderr)
+            return 1
+        if not isinstance(rows, list) or not rows:
+            print("check-json: expected a non-empty array of rows",
                   file=sys.stderr)
             return 1
-        with open(path, encoding="utf-8") as f:
-            rows = json.load(f, parse_constant=reject_constant)
-    except ValueError as e:
-        print(f"check-json: malformed JSON: {e}", file=sys.stderr)
-        return 1
+        problems = [p for i, row in enumerate(rows)
+                    for p in row_problems(i, row)]
+        if not problems:
+            impls = {r["impl"] for r in rows}
+            for name in sorted(listed_impls(bench) - impls):
+                problems.append(f"queue {name}: neither rows nor a reason "
+                                "for skipping it")
+            ran = [r for r in rows if not r["skipped"]]
+            for scen in sorted({r["scenario"] for r in ran}):
+                if not any(r["impl"] == "apq" and r["scenario"] == scen
+                           for r in ran):
+                    problems.append(f"scenario {scen}: no apq row")
+            for procs in (1, 2):
+                if not any(r["impl"] == "apq" and r["processes"] == procs
+                           for r in ran):
+                    problems.append(f"no apq row with {procs} process(es)")
+        with open(os.path.join(tmp, "out.csv"), encoding="utf-8") as f:
+            n_csv = sum(1 for _ in csv.DictReader(f))
+        if n_csv != len(rows):
+            problems.append(f"CSV: {n_csv} rows, JSON: {len(rows)}")
+        if shutil.which("gnuplot") and "--no-plots" not in argv:
+            for plot in ("latency", "cpu", "wakeups"):
+                png = os.path.join(tmp, f"out-{plot}.png")
+                if not os.path.isfile(png) or os.path.getsize(png) == 0:
+                    problems.append(f"no plot {os.path.basename(png)}")
     finally:
-        os.unlink(path)
-    if not isinstance(rows, list) or not rows:
-        print("check-json: expected a non-empty array of rows", file=sys.stderr)
-        return 1
-    problems = [p for i, row in enumerate(rows) for p in row_problems(i, row)]
+        shutil.rmtree(tmp, ignore_errors=True)
     for p in problems:
         print(f"check-json: {p}", file=sys.stderr)
     if problems:
