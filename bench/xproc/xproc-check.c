@@ -11,7 +11,10 @@
  *            them) the zero-copy ones, then the end of the stream; the
  *            consumer checks every packet's length, sequence number and
  *            bytes, and that the end comes after the last packet and only
- *            then
+ *            then; and streams whose consumer starts late: one that
+ *            fills the queue and blocks the producer, one that fits the
+ *            queue, so that the producer ends it and exits before the
+ *            consumer's first receive
  *   pingpong requests on channel 0, replies on channel 1, each reply the
  *            request's bytes; the two children open their endpoints in
  *            opposite orders
@@ -40,6 +43,7 @@
 
 #define PKT_BIG		(64 * 1024)
 #define TAKE_BATCH	4		/* takes before one give_back */
+#define MS		INT64_C(1000000)
 #define CHILD_LIMIT_NS	(60 * INT64_C(1000000000))
 
 /* The bytes of packet seq are pattern[seq % 251 ...] after its 8-byte
@@ -55,6 +59,7 @@ struct stream_spec {
 	size_t fixed;		/* 0: mixed_sizes by sequence number */
 	uint64_t count;
 	enum mode mode;
+	int64_t consumer_delay_ns;	/* before the first receive */
 };
 
 /* What a child sends back through its pipe. */
@@ -173,6 +178,8 @@ static void stream_consumer(const struct bench_xproc_impl *im, void *sh,
 		fail(r, e, "%s: %s", "open_consumer");
 		return;
 	}
+	if (s->consumer_delay_ns)
+		usleep((useconds_t)(s->consumer_delay_ns / 1000));
 	for (;;) {
 		ssize_t n;
 		const void *pkt;
@@ -508,8 +515,9 @@ static int run_stream(const struct bench_xproc_impl *im,
 	char what[64];
 	int r, bad;
 
-	snprintf(what, sizeof(what), "stream %s %s", s->name,
-		 s->mode == COPY ? "copy" : "zero-copy");
+	snprintf(what, sizeof(what), "stream %s %s%s", s->name,
+		 s->mode == COPY ? "copy" : "zero-copy",
+		 s->consumer_delay_ns ? " late consumer" : "");
 	r = do_setup(im, v, 1, &px.sh, what);
 	if (r)
 		return r;
@@ -663,12 +671,19 @@ int main(int argc, char **argv)
 			const struct bench_variant *v = &im->variants[k];
 			uint64_t scale = bench_mode ? 10 : 1;
 			const struct stream_spec streams[] = {
-				{ "8 B", 8, 20000 * scale, COPY },
-				{ "64 KiB", PKT_BIG, 1000 * scale, COPY },
-				{ "mixed", 0, 4000 * scale, COPY },
-				{ "8 B", 8, 20000 * scale, ZERO_COPY },
-				{ "64 KiB", PKT_BIG, 1000 * scale, ZERO_COPY },
-				{ "mixed", 0, 4000 * scale, ZERO_COPY },
+				{ "8 B", 8, 20000 * scale, COPY, 0 },
+				{ "64 KiB", PKT_BIG, 1000 * scale, COPY, 0 },
+				{ "mixed", 0, 4000 * scale, COPY, 0 },
+				{ "8 B", 8, 20000 * scale, ZERO_COPY, 0 },
+				{ "64 KiB", PKT_BIG, 1000 * scale, ZERO_COPY, 0 },
+				{ "mixed", 0, 4000 * scale, ZERO_COPY, 0 },
+				/* Fills the queue; the producer blocks. */
+				{ "mixed", 0, 1000, COPY, 200 * MS },
+				{ "mixed", 0, 1000, ZERO_COPY, 200 * MS },
+				/* Fits every queue: the producer has exited
+				 * before the consumer's first receive. */
+				{ "8 B", 8, 200, COPY, 200 * MS },
+				{ "8 B", 8, 200, ZERO_COPY, 200 * MS },
 			};
 			size_t j;
 

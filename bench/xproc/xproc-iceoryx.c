@@ -128,7 +128,14 @@ static void iox_x_stop_roudi(struct iox_shared *sh)
 		return;
 	kill(sh->roudi, SIGTERM);
 	deadline = xproc_now_ns() + ROUDI_STOP_NS;
-	while (waitpid(sh->roudi, &status, WNOHANG) == 0) {
+	for (;;) {
+		pid_t w = waitpid(sh->roudi, &status, WNOHANG);
+
+		/* ECHILD: SIGCHLD is ignored, the kernel reaps it; wait
+		 * until the pid is gone, or a next RouDi would not start. */
+		if (w == sh->roudi ||
+		    (w < 0 && errno == ECHILD && kill(sh->roudi, 0) < 0))
+			break;
 		if (xproc_now_ns() > deadline) {
 			kill(sh->roudi, SIGKILL);
 			waitpid(sh->roudi, &status, 0);
@@ -227,6 +234,26 @@ static int iox_x_write_config(struct iox_shared *sh, const char *path)
 	return 0;
 }
 
+/* Copy a log line without its colour escapes (ESC [ ... letter). */
+static void iox_x_plain(char *to, size_t cap, const char *from)
+{
+	size_t n = 0;
+
+	while (*from && n + 1 < cap) {
+		if (from[0] == '\033' && from[1] == '[') {
+			from += 2;
+			while (*from && !((*from >= 'A' && *from <= 'Z') ||
+					  (*from >= 'a' && *from <= 'z')))
+				from++;
+			if (*from)
+				from++;
+			continue;
+		}
+		to[n++] = *from++;
+	}
+	to[n] = '\0';
+}
+
 /* The log's first line that names a failure, for the skip reason. */
 static void iox_x_log_reason(const char *log, const char *what)
 {
@@ -239,7 +266,7 @@ static void iox_x_log_reason(const char *log, const char *what)
 			if (strstr(buf, "rror") || strstr(buf, "already") ||
 			    strstr(buf, "ailed") || !line[0]) {
 				buf[strcspn(buf, "\n")] = '\0';
-				snprintf(line, sizeof(line), "%s", buf);
+				iox_x_plain(line, sizeof(line), buf);
 				if (strstr(buf, "rror") || strstr(buf, "already"))
 					break;
 			}
@@ -269,7 +296,7 @@ static int iox_x_start_roudi(struct iox_shared *sh)
 	char cfg[128], log[128];
 	int64_t deadline;
 	int status, r;
-	pid_t pid;
+	pid_t pid, w;
 
 	snprintf(sh->dir, sizeof(sh->dir), "/tmp/apq-bench-iox.XXXXXX");
 	if (!mkdtemp(sh->dir)) {
@@ -314,9 +341,11 @@ static int iox_x_start_roudi(struct iox_shared *sh)
 	for (;;) {
 		if (iox_x_log_says_ready(log))
 			return 0;
-		if (waitpid(pid, &status, WNOHANG) == pid) {
+		w = waitpid(pid, &status, WNOHANG);
+		if (w == pid || (w < 0 && errno == ECHILD && kill(pid, 0) < 0)) {
 			sh->roudi = 0;
-			if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+			if (w == pid && WIFEXITED(status) &&
+			    WEXITSTATUS(status) == 127)
 				snprintf(iox_why, sizeof(iox_why),
 					 "cannot run %s", BENCH_IOX_ROUDI);
 			else

@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "bench.h"
+#include "../bench.h"
 
 #ifdef __cplusplus
 extern "C" {
