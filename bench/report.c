@@ -188,9 +188,9 @@ static const char *fmt_rate(char *b, size_t n, double x)
 {
 	if (isnan(x))
 		snprintf(b, n, "-");
-	else if (x >= 1e6)
+	else if (x >= 999.5e3)
 		snprintf(b, n, "%.3gM", x / 1e6);
-	else if (x >= 1e3)
+	else if (x >= 999.5)
 		snprintf(b, n, "%.3gk", x / 1e3);
 	else
 		snprintf(b, n, "%.3g", x);
@@ -281,10 +281,12 @@ static void print_header(FILE *f, const struct report_info *ri)
 	fprintf(f,
 		"  pkt/s: median [min..max] over the runs (ping-pong: round "
 		"trips/s).  wk/pkt: wakeups the producer\n"
-		"  sent per packet, sp/pkt: the consumer's (for space); apq "
-		"counts its own, others' are futex wake\n"
-		"  syscalls of each thread (marked *), ? = unknown%s.  "
-		"cpu: CPU seconds per second (cons, prod).\n"
+		"  sent per packet, sp/pkt: the consumer's (for space; "
+		"ping-pong: each side's per message it sent);\n"
+		"  apq counts its own, the others' are futex wake syscalls "
+		"of each side's thread (marked *),\n"
+		"  ? = unknown%s.  cpu: CPU seconds per second (cons, prod; "
+		"ping-pong: echoer, pinger).\n"
 		"  latency: packet timestamp to receipt (one packet in %d "
 		"unpaced, all paced; ping-pong: round trip).\n"
 		"  runq: time both threads were runnable but not running, "
@@ -308,7 +310,7 @@ static void print_row(FILE *f, const struct row *r)
 	snprintf(range, sizeof(range), "[%s..%s]",
 		 fmt_rate(lo, sizeof(lo), r->pps_min),
 		 fmt_rate(hi, sizeof(hi), r->pps_max));
-	fprintf(f, "%-13s %-18s %-5s %-15s %5s %6s %-15s %7s%s %7s%s "
+	fprintf(f, "%-13s %-18s %-5s %-15s %5s %6s %-17s %7s%s %7s%s "
 		"%4.2f %4.2f %7s %7s %7s %7s %5.1f%%",
 		r->impl, r->variant->name, wait_name(r), r->sc->name,
 		r->sc->rate > 0 ? fmt_rate(rate, sizeof(rate), r->sc->rate)
@@ -419,7 +421,7 @@ static void print_matrix(FILE *f, struct row *rows, size_t n,
 		return;
 	fprintf(f, "\n%s\n  %-30s", title, "peer");
 	for (k = 0; k < na; k++)
-		fprintf(f, " %12.12s", apq[k]->sc->name);
+		fprintf(f, " %15s", apq[k]->sc->name);
 	fprintf(f, "\n");
 	for (c = 0; c < nc; c++) {
 		snprintf(h, sizeof(h), "%s %s", cols[c].impl, cols[c].variant);
@@ -429,7 +431,7 @@ static void print_matrix(FILE *f, struct row *rows, size_t n,
 						   cols[c].variant,
 						   apq[k]->sc->name);
 
-			fprintf(f, " %12s", fmt_x(b, sizeof(b),
+			fprintf(f, " %15s", fmt_x(b, sizeof(b),
 				ratio(metric(apq[k], m), metric(p, m))));
 		}
 		fprintf(f, "\n");
@@ -644,7 +646,7 @@ void report_table(FILE *f, struct row *rows, size_t n,
 	if (!s)
 		return;
 	print_header(f, ri);
-	fprintf(f, "%-13s %-18s %-5s %-15s %5s %6s %-15s %8s %8s %4s %4s "
+	fprintf(f, "%-13s %-18s %-5s %-15s %5s %6s %-17s %8s %8s %4s %4s "
 		"%7s %7s %7s %7s %6s\n", "impl", "policy", "wait", "scenario",
 		"rate", "pkt/s", "[min..max]", "wk/pkt", "sp/pkt", "cons",
 		"prod", "p50", "p99", "p99.9", "max", "runq");
@@ -985,12 +987,17 @@ int report_plots(const char *stem, struct row *rows, size_t n)
 		"set xlabel 'offered load (packets/s), 64-byte packets, two "
 		"threads'\n"
 		"set key outside right top\n"
-		"set grid\n", gp, UNPACED_X);
+		"set grid\n"
+		"set format y '%%g'\n"
+		"# apq's policies solid, the other queues dashed\n", gp,
+		UNPACED_X);
 #define PLOT_SERIES(col) do {						\
 		for (s = 0; s < ns; s++)				\
 			fprintf(f, "%s'%s' index %zu using 1:%d with "	\
-				"linespoints title '%s %s'%s",		\
+				"linespoints %s title '%s %s'%s",	\
 				s ? "     " : "plot ", dat, s, (col),	\
+				strcmp(series[s].impl, "apq")		\
+				? "lw 1 dt 2" : "lw 2 dt 1",		\
 				series[s].impl, series[s].variant,	\
 				s + 1 < ns ? ", \\\n" : "\n");		\
 	} while (0)
@@ -1012,7 +1019,7 @@ int report_plots(const char *stem, struct row *rows, size_t n)
 	fprintf(f, "set output '%s-wakeups.png'\n"
 		"set title 'wakeups per packet vs offered load (both "
 		"directions; 0 drawn at %g)'\n"
-		"set logscale y\nset yrange [%g:10]\n"
+		"set logscale y\nset yrange [%g:10]\nset format y '%%.0e'\n"
 		"set ylabel 'wakeups per packet'\n", stem, ZERO_WPP,
 		ZERO_WPP / 2);
 	PLOT_SERIES(5);
