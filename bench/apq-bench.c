@@ -83,7 +83,7 @@ struct preset {
 static const struct preset presets[] = {
 	/* The default, and what the README's first command runs. */
 	{ "quick", 0.15, 0.3, 0.5, 0.3, 3, 1, 1, 1, NULL },
-	{ "full", 1.0, 2.0, 1.0, 1.0, 5, 3, 2, 3, NULL },
+	{ "full", 0.5, 1.0, 1.0, 1.0, 5, 3, 2, 3, NULL },
 	/* For the test suite: a few seconds, every kind of row. */
 	{ "smoke", 0.05, 0.1, 0.2, 0.1, 1, 1, 1, 1,
 	  "single-64,burst32-8,load-10k,idle,x-stream-8,x-stream-64k-zc,"
