@@ -17,7 +17,8 @@
  *            consumer's first receive
  *   pingpong requests on channel 0, replies on channel 1, each reply the
  *            request's bytes; the two children open their endpoints in
- *            opposite orders
+ *            opposite orders (the pinger its producer first), and once
+ *            both open their consumer first
  *
  * An adapter whose setup() says -ENOTSUP is reported as skipped.  With
  * --bench the streams and ping-pongs are longer and their rates printed:
@@ -257,9 +258,37 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* A producer on channel ptx and a consumer on channel crx, in that order
+ * or the other. */
+static int open_pair(const struct bench_xproc_impl *im, void *sh,
+		     unsigned int ptx, void **tx, unsigned int crx, void **rx,
+		     bool consumer_first, struct report *r)
+{
+	int i, e;
+
+	for (i = 0; i < 2; i++) {
+		if ((i == 0) != consumer_first) {
+			e = im->open_producer(sh, ptx, tx);
+			if (e < 0) {
+				*tx = NULL;
+				fail(r, e, "%s: %s", "open_producer");
+				return e;
+			}
+		} else {
+			e = im->open_consumer(sh, crx, rx);
+			if (e < 0) {
+				*rx = NULL;
+				fail(r, e, "%s: %s", "open_consumer");
+				return e;
+			}
+		}
+	}
+	return 0;
+}
+
 /* Child 0 asks on channel 0 and waits for the answer on channel 1. */
 static void ping(const struct bench_xproc_impl *im, void *sh, uint64_t count,
-		 size_t len, struct report *r)
+		 size_t len, bool consumer_first, struct report *r)
 {
 	static unsigned char buf[PKT_BIG], in[PKT_BIG];
 	uint64_t *rtt = calloc(count, sizeof(*rtt));
@@ -272,16 +301,9 @@ static void ping(const struct bench_xproc_impl *im, void *sh, uint64_t count,
 		fail(r, -ENOMEM, "%s: %s", "calloc");
 		return;
 	}
-	e = im->open_producer(sh, 0, &tx);
-	if (e < 0) {
-		fail(r, e, "%s: %s", "open_producer");
+	e = open_pair(im, sh, 0, &tx, 1, &rx, consumer_first, r);
+	if (e < 0)
 		goto out;
-	}
-	e = im->open_consumer(sh, 1, &rx);
-	if (e < 0) {
-		fail(r, e, "%s: %s", "open_consumer");
-		goto out;
-	}
 	for (seq = 0; seq < count; seq++) {
 		int64_t t0 = xproc_now_ns();
 		ssize_t n;
@@ -328,23 +350,17 @@ out:
 	free(rtt);
 }
 
-/* Child 1 echoes; it opens its endpoints in the other order. */
-static void pong(const struct bench_xproc_impl *im, void *sh, struct report *r)
+/* Child 1 echoes. */
+static void pong(const struct bench_xproc_impl *im, void *sh,
+		 bool consumer_first, struct report *r)
 {
 	static unsigned char buf[PKT_BIG];
 	void *tx = NULL, *rx = NULL;
 	int e;
 
-	e = im->open_producer(sh, 1, &tx);
-	if (e < 0) {
-		fail(r, e, "%s: %s", "open_producer");
+	e = open_pair(im, sh, 1, &tx, 0, &rx, consumer_first, r);
+	if (e < 0)
 		goto out;
-	}
-	e = im->open_consumer(sh, 0, &rx);
-	if (e < 0) {
-		fail(r, e, "%s: %s", "open_consumer");
-		goto out;
-	}
 	for (;;) {
 		ssize_t n = im->recv(rx, buf, sizeof(buf));
 
@@ -440,6 +456,7 @@ struct ctx {
 	const struct stream_spec *s;
 	uint64_t count;
 	size_t len;
+	bool consumer_first;
 	struct report rep;
 };
 
@@ -461,14 +478,14 @@ static void body_ping(void *a)
 {
 	struct ctx *x = a;
 
-	ping(x->im, x->sh, x->count, x->len, &x->rep);
+	ping(x->im, x->sh, x->count, x->len, x->consumer_first, &x->rep);
 }
 
 static void body_pong(void *a)
 {
 	struct ctx *x = a;
 
-	pong(x->im, x->sh, &x->rep);
+	pong(x->im, x->sh, x->consumer_first, &x->rep);
 }
 
 static int failures, passes, skips;
@@ -568,16 +585,19 @@ static int run_stream(const struct bench_xproc_impl *im,
 }
 
 static int run_pingpong(const struct bench_xproc_impl *im,
-			const struct bench_variant *v, uint64_t count, size_t len)
+			const struct bench_variant *v, uint64_t count, size_t len,
+			bool both_consumer_first)
 {
-	struct ctx ax = { .im = im, .count = count, .len = len };
-	struct ctx bx = { .im = im };
+	struct ctx ax = { .im = im, .count = count, .len = len,
+			  .consumer_first = both_consumer_first };
+	struct ctx bx = { .im = im, .consumer_first = true };
 	struct child c[2];
 	struct report rep[2];
 	char what[64];
 	int r, bad;
 
-	snprintf(what, sizeof(what), "pingpong %zu B", len);
+	snprintf(what, sizeof(what), "pingpong %zu B%s", len,
+		 both_consumer_first ? " consumers opened first" : "");
 	r = do_setup(im, v, 2, &ax.sh, what);
 	if (r)
 		return r;
@@ -696,9 +716,11 @@ int main(int argc, char **argv)
 				if (run_stream(im, v, &streams[j]) > 0)
 					goto next_impl;
 			}
-			run_pingpong(im, v, 2000 * scale, 8);
+			run_pingpong(im, v, 2000 * scale, 8, false);
 			if (bench_mode)
-				run_pingpong(im, v, 2000, PKT_BIG);
+				run_pingpong(im, v, 2000, PKT_BIG, false);
+			else if (k == 0)
+				run_pingpong(im, v, 100, 1500, true);
 		}
 next_impl:;
 	}

@@ -25,11 +25,20 @@
  * the end-of-stream marker, which close_producer() publishes.  Copying send
  * loans a chunk, copies into it and publishes it; copying recv takes one,
  * copies out and releases it.  Zero copy hands out the loaned or taken chunk
- * itself.  The producer's first publish waits until the subscriber is
- * connected (RouDi connects them in its discovery loop, every 100 ms), so
- * nothing goes to a service nobody listens to yet; a subscriber whose queue
- * reports lost chunks when the end marker arrives returns -EPROTO instead of
- * the end of the stream, so a loss is never silent.
+ * itself.
+ *
+ * Connecting: RouDi connects a subscriber to a publisher in its discovery
+ * loop (every 100 ms), and a chunk published before is not delivered.  So
+ * open_consumer() waits until its subscriber is connected, but at most 2 s:
+ * waiting longer for a publisher that does not exist yet could leave two
+ * children each waiting for the other's.  The producer's first publish
+ * waits until a subscriber is connected (at most BENCH_IO_TIMEOUT_NS).  A
+ * harness that opens its producers first has every channel connected before
+ * its measurement starts.
+ *
+ * Losses: none by design (blocking policies on both sides).  A subscriber
+ * whose queue reports lost chunks when the end marker arrives returns
+ * -EPROTO instead of the end of the stream, so a loss is never silent.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -64,6 +73,7 @@
 #define ROUDI_READY_NS		(10 * INT64_C(1000000000))
 #define ROUDI_STOP_NS		(5 * INT64_C(1000000000))
 #define LOCK_WAIT_NS		(120 * INT64_C(1000000000))
+#define CONNECT_WAIT_NS		(2 * INT64_C(1000000000))
 #define LOCK_PATH		"/tmp/apq-bench-iceoryx.lock"
 #define ROUDI_READY_TEXT	"RouDi is ready for clients"
 
@@ -440,6 +450,7 @@ static int iox_x_open_consumer(void *shared, unsigned int channel, void **out)
 	struct iox_shared *sh = shared;
 	iox_sub_options_t o;
 	struct iox_ep *ep;
+	int64_t deadline;
 	char event[16];
 
 	if (!sh || channel >= sh->channels || !out)
@@ -465,6 +476,12 @@ static int iox_x_open_consumer(void *shared, unsigned int channel, void **out)
 					   SubscriberState_HAS_DATA, 0,
 					   NULL) != WaitSetResult_SUCCESS)
 		goto fail;
+	/* Connected before the measurement starts, if the publisher is
+	 * there; if it is not (yet), its first publish waits instead. */
+	deadline = xproc_now_ns() + CONNECT_WAIT_NS;
+	while (iox_sub_get_subscription_state(ep->sub) !=
+	       SubscribeState_SUBSCRIBED && xproc_now_ns() < deadline)
+		usleep(1000);
 	*out = ep;
 	return 0;
 fail:
