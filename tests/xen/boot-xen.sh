@@ -126,13 +126,16 @@ else
 		die "$xpkg holds no boot/xen-4.17-amd64.gz"
 	gunzip -c "$x/boot/xen-4.17-amd64.gz" >"$cache/files.new/xen" ||
 		die "cannot gunzip boot/xen-4.17-amd64.gz"
+	# Modules live in lib/modules, or usr/lib/modules on merged-/usr.
 	dpkg-deb --fsys-tarfile "$(deb "$kpkg")" |
 		tar -x -C "$x" --wildcards "./boot/vmlinuz-$kver" \
-			"./lib/modules/$kver/kernel/drivers/xen/xen-*" ||
+			"./*lib/modules/$kver/kernel/drivers/xen/xen-*" ||
 		die "$kpkg holds no boot/vmlinuz-$kver or Xen modules"
 	cp "$x/boot/vmlinuz-$kver" "$cache/files.new/vmlinuz"
+	xendrv=$(find "$x" -type d -path "*/modules/$kver/kernel/drivers/xen" | head -n1)
+	[ -n "$xendrv" ] || die "$kpkg holds no kernel/drivers/xen directory"
 	for m in $mods; do
-		src=$x/lib/modules/$kver/kernel/drivers/xen/$m
+		src=$xendrv/$m
 		# busybox insmod loads plain .ko only: decompress here if the
 		# kernel package ships compressed modules.
 		if [ -f "$src.ko" ]; then

@@ -13,18 +13,24 @@
  * and collects their statistics and verdicts through a second pipe.
  *
  *   stream       F produces, B consumes: content-checked packets of random
- *                sizes (the ring wraps hundreds of times); first an idle
- *                phase in which the producer pauses, so the consumer must
- *                sleep and be woken by an event, then a saturated phase in
- *                which nearly every wakeup must be skipped.
- *   pingpong     request/response over two regions; B answers zero-copy
- *                (peek/reserve/commit/release); every wait is bounded, so
- *                a lost wakeup shows as a stall.
+ *                sizes (the ring wraps over a thousand times); first an
+ *                idle phase in which the producer pauses, so the consumer
+ *                must sleep and be woken by an event, then a saturated
+ *                phase in which nearly every wakeup must be skipped.
+ *   stream-nospin  the same without polling (SPIN, 0 ns): every wait
+ *                sleeps, the handshake runs as often as it can.
+ *   stream-always  ALWAYS_NOTIFY: a wakeup (an event) for every send.
+ *   pingpong     request/response over two regions, one per direction;
+ *                B answers zero-copy (peek/reserve/commit/release); every
+ *                wait is bounded, so a lost wakeup shows as a stall.
  *   kill-*       SIGKILL one side while the other blocks with an infinite
- *                timeout (a consumer on an empty ring, a producer on a full
- *                one); the survivor must get -EPIPE within KILL_BOUND_NS.
- *                Each of F and B is killed once as producer and once as
- *                consumer.
+ *                timeout (a consumer on an empty ring, a producer on a
+ *                full one); the survivor must get -EPIPE within
+ *                KILL_BOUND_NS.  Each of F and B is killed as producer and
+ *                as consumer; kill-midstream-* kill F at full speed (the
+ *                surviving consumer must get an intact prefix first);
+ *                kill-F-producer-evtchn checks that the death raises the
+ *                event channel itself (poll() on apq_notifier_xen_fd()).
  *   detach-*     a producer detaches with packets still queued (staying
  *                alive, or exiting before the consumer drains); the
  *                consumer must get every packet, then -EPIPE.  A consumer
@@ -59,9 +65,11 @@
 
 #define STREAM_RING	16384u
 #define STREAM_IDLE	300u		/* packets with pauses */
-#define STREAM_SAT	50000u		/* packets back to back */
+#define STREAM_SAT	30000u		/* packets back to back */
+#define NOSPIN_PKTS	5000u		/* both sides sleep at once */
+#define ALWAYS_PKTS	2000u		/* a wakeup per send */
 #define PP_RING		4096u
-#define PP_ROUNDS	2000u
+#define PP_ROUNDS	1000u
 #define SMALL_RING	4096u
 #define DETACH_RING	16384u
 #define DETACH_PKTS	40u		/* of at most DETACH_MAX: they all fit */
@@ -69,10 +77,14 @@
 
 #define MS		INT64_C(1000000)
 #define STALL_NS	(10000 * MS)	/* a wait this long is a stall */
-#define KILL_SETTLE_NS	(100 * MS)	/* let the survivor fall asleep */
+/* Let the survivor fall asleep, for 80 to 130 ms: not in step with the
+ * library's 50 ms backstop re-checks, so that a kill seen only by them
+ * would show as delays spread over 0 to 50 ms. */
+#define KILL_SETTLE_NS(seq) ((80 + (int64_t)(hash3(0, seq, 5) % 50)) * MS)
 #define KILL_BOUND_NS	(1000 * MS)	/* -EPIPE after a kill, at most */
 #define SCENARIO_NS	(30000 * MS)	/* a whole scenario, at most */
 #define KILL_REPS	3		/* runs of each kill scenario */
+#define NKILL		7		/* kill scenarios */
 
 /* A packet starts with this header; the rest is pattern[] from an offset
  * that the stream and sequence number give. */
@@ -193,14 +205,22 @@ static const char *err_name(long r)
  * atomic.
  * --------------------------------------------------------------------- */
 
-enum msg_type { MSG_READY = 1, MSG_EVENT, MSG_STATS, MSG_FAIL, MSG_DONE, MSG_EOF };
+enum msg_type {
+	MSG_READY = 1,	/* at the point the parent waits for */
+	MSG_EVENT,	/* value: a return value; t_ns: when it came */
+	MSG_STATS,	/* value: 1 for a phase's, 0 for the endpoint's total */
+	MSG_FAIL,	/* text: why; the child exits */
+	MSG_DONE,	/* all passed; the child exits */
+	MSG_INFO,	/* text to print */
+	MSG_EOF,	/* made up by the parent: the child's pipe closed */
+};
 
 struct msg {
 	int32_t type;
 	int32_t value;		/* MSG_EVENT: a return value; MSG_STATS: 1 = phase */
 	int64_t t_ns;		/* CLOCK_MONOTONIC, shared by all processes */
 	struct apq_stats st;
-	char text[96];
+	char text[160];
 };
 
 enum role { F = 0, B = 1 };
@@ -228,6 +248,11 @@ struct scenario {
 	bool exits;		/* detach: the producer exits before the drain */
 	int reps;		/* runs (0: one) */
 	int kind;		/* kill-*: index into the delay statistics */
+	enum apq_policy policy;	/* of every endpoint */
+	uint64_t spin_ns;
+	unsigned n_idle, n_sat;	/* stream*: packets per phase */
+	void (*check)(struct scenario_run *r);	/* after the run */
+	bool event_fd;		/* kill: the survivor polls the notifier's fd */
 };
 
 static void send_msg(struct ctx *c, enum msg_type type, int32_t value,
@@ -260,24 +285,24 @@ static void wait_go(struct ctx *c)
 		cfail(c, "%s: lost the parent", role_name[c->role]);
 }
 
-static void send_pstats(struct ctx *c, const struct apq_producer *p,
-			const char *tag, int phase)
+/* An endpoint's totals to the parent; take them before the detach, which
+ * frees the endpoint. */
+static void send_pstats(struct ctx *c, const struct apq_producer *p)
 {
 	struct apq_stats st;
 
 	if (apq_producer_stats(p, &st))
 		cfail(c, "apq_producer_stats failed");
-	send_msg(c, MSG_STATS, phase, &st, "%s.prod%s", role_name[c->role], tag);
+	send_msg(c, MSG_STATS, 0, &st, "%s.prod", role_name[c->role]);
 }
 
-static void send_cstats(struct ctx *c, const struct apq_consumer *k,
-			const char *tag, int phase)
+static void send_cstats(struct ctx *c, const struct apq_consumer *k)
 {
 	struct apq_stats st;
 
 	if (apq_consumer_stats(k, &st))
 		cfail(c, "apq_consumer_stats failed");
-	send_msg(c, MSG_STATS, phase, &st, "%s.cons%s", role_name[c->role], tag);
+	send_msg(c, MSG_STATS, 0, &st, "%s.cons", role_name[c->role]);
 }
 
 static struct apq_stats stats_delta(struct apq_stats a, const struct apq_stats *b)
@@ -305,7 +330,7 @@ struct setup_msg {
 static void xen_setup(struct ctx *c)
 {
 	const struct scenario *sc = c->sc;
-	struct setup_msg sm;
+	struct setup_msg sm = { 0 };
 	int i, r;
 
 	for (i = 0; i < sc->nreg; i++) {
@@ -362,9 +387,10 @@ static void xen_teardown(struct ctx *c)
 
 static struct apq_producer *attach_p(struct ctx *c, int i)
 {
+	struct apq_config cfg = { .policy = c->sc->policy, .spin_ns = c->sc->spin_ns };
 	struct apq_producer *p;
 	int r = apq_producer_attach(&p, apq_xen_region_mem(c->x[i]),
-				    apq_xen_region_bytes(c->x[i]), c->n[i], NULL);
+				    apq_xen_region_bytes(c->x[i]), c->n[i], &cfg);
 
 	if (r)
 		cfail(c, "%s: apq_producer_attach(region %d): %s",
@@ -374,9 +400,10 @@ static struct apq_producer *attach_p(struct ctx *c, int i)
 
 static struct apq_consumer *attach_c(struct ctx *c, int i)
 {
+	struct apq_config cfg = { .policy = c->sc->policy, .spin_ns = c->sc->spin_ns };
 	struct apq_consumer *k;
 	int r = apq_consumer_attach(&k, apq_xen_region_mem(c->x[i]),
-				    apq_xen_region_bytes(c->x[i]), c->n[i], NULL);
+				    apq_xen_region_bytes(c->x[i]), c->n[i], &cfg);
 
 	if (r)
 		cfail(c, "%s: apq_consumer_attach(region %d): %s",
@@ -433,20 +460,25 @@ static void expect_epipe(struct ctx *c, struct apq_consumer *k, const char *what
  * Scenario bodies, run in each child after xen_setup().
  * --------------------------------------------------------------------- */
 
+/*
+ * stream*: sc->n_idle packets, a pause before one in four, then sc->n_sat
+ * back to back.  Statistics per phase go to the parent as well.
+ */
 static void body_stream(struct ctx *c)
 {
-	struct apq_stats s0, s1;
+	const uint64_t n_idle = c->sc->n_idle, n = n_idle + c->sc->n_sat;
+	struct apq_stats s0 = { 0 }, s1;
 	uint64_t seq;
 
 	if (c->role == F) {
 		struct apq_producer *p = attach_p(c, 0);
 
-		for (seq = 0; seq < STREAM_IDLE + STREAM_SAT; seq++) {
+		for (seq = 0; seq < n; seq++) {
 			/* Idle phase: a pause before one packet in four,
 			 * longer than any poll budget. */
-			if (seq < STREAM_IDLE && hash3(S_STREAM, seq, 3) % 4 == 0)
+			if (seq < n_idle && hash3(S_STREAM, seq, 3) % 4 == 0)
 				sleep_ns((int64_t)(500000 + hash3(S_STREAM, seq, 4) % 2500000));
-			if (seq == STREAM_IDLE)
+			if (seq == n_idle && seq)
 				apq_producer_stats(p, &s0);
 			send_checked(c, p, S_STREAM, seq,
 				     pkt_len(S_STREAM, seq, MAX_PKT));
@@ -455,13 +487,13 @@ static void body_stream(struct ctx *c)
 		s1 = stats_delta(s1, &s0);
 		send_msg(c, MSG_STATS, 1, &s0, "F.prod.idle");
 		send_msg(c, MSG_STATS, 1, &s1, "F.prod.saturated");
-		send_pstats(c, p, "", 0);
+		send_pstats(c, p);
 		apq_producer_detach(p);
 	} else {
 		struct apq_consumer *k = attach_c(c, 0);
 
-		for (seq = 0; seq < STREAM_IDLE + STREAM_SAT; seq++) {
-			if (seq == STREAM_IDLE)
+		for (seq = 0; seq < n; seq++) {
+			if (seq == n_idle && seq)
 				apq_consumer_stats(k, &s0);
 			recv_checked(c, k, S_STREAM, seq,
 				     pkt_len(S_STREAM, seq, MAX_PKT));
@@ -471,7 +503,7 @@ static void body_stream(struct ctx *c)
 		expect_epipe(c, k, "after the stream");
 		send_msg(c, MSG_STATS, 1, &s0, "B.cons.idle");
 		send_msg(c, MSG_STATS, 1, &s1, "B.cons.saturated");
-		send_cstats(c, k, "", 0);
+		send_cstats(c, k);
 		apq_consumer_detach(k);
 	}
 }
@@ -505,10 +537,10 @@ static void body_pingpong(struct ctx *c)
 			recv_checked(c, q, S_RESP, k, pkt_len(S_RESP, k, max));
 			rtt[k] = now_ns() - t0;
 		}
-		send_pstats(c, p, "", 0);
+		send_pstats(c, p);
 		apq_producer_detach(p);
 		expect_epipe(c, q, "after the last response");
-		send_cstats(c, q, "", 0);
+		send_cstats(c, q);
 		apq_consumer_detach(q);
 		qsort(rtt, PP_ROUNDS, sizeof(rtt[0]), cmp_i64);
 		send_msg(c, MSG_EVENT, (int32_t)PP_ROUNDS, NULL,
@@ -561,8 +593,8 @@ static void body_pingpong(struct ctx *c)
 			if (r)
 				cfail(c, "B: apq_release: %s", err_name(r));
 		}
-		send_cstats(c, q, "", 0);
-		send_pstats(c, p, "", 0);
+		send_cstats(c, q);
+		send_pstats(c, p);
 		apq_consumer_detach(q);
 		apq_producer_detach(p);
 	}
@@ -609,7 +641,7 @@ static void body_kill(struct ctx *c)
 		if (st.sleeps == 0)
 			cfail(c, "%s: the producer never slept: the kill hit no sleeper",
 			      role_name[c->role]);
-		send_pstats(c, p, "", 0);
+		send_pstats(c, p);
 		apq_producer_detach(p);
 	} else {
 		struct apq_consumer *k = attach_c(c, 0);
@@ -633,7 +665,126 @@ static void body_kill(struct ctx *c)
 		if (st.sleeps == 0)
 			cfail(c, "%s: the consumer never slept: the kill hit no sleeper",
 			      role_name[c->role]);
-		send_cstats(c, k, "", 0);
+		send_cstats(c, k);
+		apq_consumer_detach(k);
+	}
+}
+
+/*
+ * kill-midstream-*: a stream runs at full speed when the parent kills one
+ * side.  A surviving consumer must get an intact prefix of the stream, then
+ * -EPIPE; a surviving producer -EPIPE once the ring is full.
+ */
+static void body_midstream(struct ctx *c)
+{
+	bool victim = c->role == c->sc->victim;
+	unsigned char buf[MAX_PKT];
+	uint64_t seq;
+	int r;
+
+	if (c->role == c->sc->producer) {
+		struct apq_producer *p = attach_p(c, 0);
+
+		send_msg(c, MSG_READY, 0, NULL, NULL);
+		for (seq = 0;; seq++) {
+			size_t len = pkt_len(S_STREAM, seq, MAX_PKT);
+
+			pkt_fill(buf, S_STREAM, seq, len);
+			r = apq_send(p, buf, len, victim ? -1 : STALL_NS);
+			if (r)
+				break;
+		}
+		if (victim)
+			cfail(c, "%s: the victim's apq_send failed: %s",
+			      role_name[c->role], err_name(r));
+		send_msg(c, MSG_EVENT, r, NULL, "%s: streaming apq_send returned %s after %"
+			 PRIu64 " packets", role_name[c->role], err_name(r), seq);
+		send_pstats(c, p);
+		apq_producer_detach(p);
+	} else {
+		struct apq_consumer *k = attach_c(c, 0);
+		ssize_t len;
+
+		send_msg(c, MSG_READY, 0, NULL, NULL);
+		for (seq = 0;; seq++) {
+			const char *bad;
+
+			len = apq_recv(k, buf, sizeof(buf), victim ? -1 : STALL_NS);
+			if (len < 0)
+				break;
+			bad = pkt_bad(buf, (size_t)len, S_STREAM, seq,
+				      pkt_len(S_STREAM, seq, MAX_PKT));
+			if (bad)
+				cfail(c, "%s: packet %" PRIu64 ": %s",
+				      role_name[c->role], seq, bad);
+		}
+		if (victim)
+			cfail(c, "%s: the victim's apq_recv failed: %s",
+			      role_name[c->role], err_name(len));
+		send_msg(c, MSG_EVENT, (int32_t)len, NULL, "%s: streaming apq_recv returned "
+			 "%s after %" PRIu64 " intact packets", role_name[c->role],
+			 err_name(len), seq);
+		send_cstats(c, k);
+		apq_consumer_detach(k);
+	}
+}
+
+/*
+ * kill-F-producer-evtchn: as kill-F-producer, but the surviving consumer
+ * waits in poll() on apq_notifier_xen_fd() instead of in apq_recv(): the
+ * victim's death must raise the event channel (Xen's unmap notification),
+ * not only clear the liveness byte that a backstop re-check would find.
+ */
+static void body_kill_fd(struct ctx *c)
+{
+	unsigned char buf[MAX_PKT];
+	struct pollfd pfd;
+	uint64_t seq;
+	ssize_t r0, r1;
+	int n, again;
+
+	if (c->role == F) {
+		struct apq_producer *p = attach_p(c, 0);
+
+		for (seq = 0; seq < 3; seq++)
+			send_checked(c, p, S_KILL, seq, 200);
+		send_msg(c, MSG_READY, 0, NULL, NULL);
+		for (;;)
+			pause();
+	} else {
+		struct apq_consumer *k = attach_c(c, 0);
+
+		for (seq = 0; seq < 3; seq++)
+			recv_checked(c, k, S_KILL, seq, 200);
+		pfd.fd = apq_notifier_xen_fd(c->n[0]);
+		if (pfd.fd < 0)
+			cfail(c, "apq_notifier_xen_fd: %s", err_name(pfd.fd));
+		pfd.events = POLLIN;
+		/* An event left over from the packets would end the poll at
+		 * once: let apq consume it (the ring is empty, so this
+		 * waits, and the wait takes the pending event). */
+		r0 = apq_recv(k, buf, sizeof(buf), 20 * MS);
+		if (r0 != -ETIMEDOUT)
+			cfail(c, "B: apq_recv on the empty ring: %s", err_name(r0));
+		n = poll(&pfd, 1, 0);
+		send_msg(c, MSG_READY, 0, NULL, NULL);
+		if (n != 0)
+			cfail(c, "B: the fd is readable before the kill");
+		n = poll(&pfd, 1, (int)(10 * KILL_BOUND_NS / MS));
+		send_msg(c, MSG_EVENT, n == 1 && (pfd.revents & POLLIN), NULL,
+			 "B: poll() on the event channel's fd returned %d", n);
+		/* What a non-blocking event loop would see next. */
+		r0 = apq_recv(k, buf, sizeof(buf), 0);
+		again = poll(&pfd, 1, 0);
+		r1 = apq_recv(k, buf, sizeof(buf), 1000 * MS);
+		send_msg(c, MSG_INFO, 0, NULL, "B: then apq_recv(timeout 0) returned "
+			 "%s (fd still readable: %s), apq_recv(timeout 1 s) %s",
+			 r0 >= 0 ? "a packet" : err_name(r0), again == 1 ? "yes" : "no",
+			 r1 >= 0 ? "a packet" : err_name(r1));
+		if (r1 != -EPIPE)
+			cfail(c, "B: a wait after the kill returned %s, expected -EPIPE",
+			      r1 >= 0 ? "a packet" : err_name(r1));
+		send_cstats(c, k);
 		apq_consumer_detach(k);
 	}
 }
@@ -653,7 +804,7 @@ static void body_detach_producer(struct ctx *c)
 
 		for (seq = 0; seq < DETACH_PKTS; seq++)
 			send_checked(c, p, S_DETACH, seq, pkt_len(S_DETACH, seq, max));
-		send_pstats(c, p, "", 0);
+		send_pstats(c, p);
 		apq_producer_detach(p);
 		send_msg(c, MSG_EVENT, 0, NULL, "detached");
 		if (!c->sc->exits)
@@ -665,7 +816,7 @@ static void body_detach_producer(struct ctx *c)
 		for (seq = 0; seq < DETACH_PKTS; seq++)
 			recv_checked(c, k, S_DETACH, seq, pkt_len(S_DETACH, seq, max));
 		expect_epipe(c, k, "after the drain");
-		send_cstats(c, k, "", 0);
+		send_cstats(c, k);
 		apq_consumer_detach(k);
 	}
 }
@@ -691,13 +842,13 @@ static void body_detach_consumer(struct ctx *c)
 		send_msg(c, MSG_EVENT, r, NULL, "%s: blocked apq_send (ring full after %"
 			 PRIu64 " packets) returned %s", role_name[c->role], seq,
 			 err_name(r));
-		send_pstats(c, p, "", 0);
+		send_pstats(c, p);
 		apq_producer_detach(p);
 	} else {
 		struct apq_consumer *k = attach_c(c, 0);
 
 		wait_go(c);
-		send_cstats(c, k, "", 0);
+		send_cstats(c, k);
 		send_msg(c, MSG_EVENT, 0, NULL, "detaching");
 		apq_consumer_detach(k);
 		wait_go(c);	/* keep the region: only the detach tells */
@@ -711,8 +862,11 @@ static void body_detach_consumer(struct ctx *c)
 struct totals {
 	uint64_t packets, bytes, sent, skipped, sleeps, spurious, rescues;
 	uint64_t round_trips;
-	int64_t kill_min_ns[4], kill_max_ns[4];
-	int nkill[4];
+	uint64_t sat_packets, sat_sent;	/* stream's saturated phase */
+	int64_t kill_min_ns[NKILL], kill_max_ns[NKILL], kill_sum_ns[NKILL];
+	const char *kill_name[NKILL];
+	int nkill[NKILL];
+	uint64_t settles;
 	int64_t detach_delay_ns;
 	unsigned failures;
 	char first_failure[256];
@@ -729,6 +883,8 @@ struct scenario_run {
 	/* The last message of each type from each child, so that a wait
 	 * finds one that arrived while another was awaited. */
 	struct msg last[2][MSG_EOF + 1];
+	/* stream*: statistics per phase */
+	struct apq_stats prod_idle, prod_sat, cons_idle, cons_sat;
 	bool failed;
 	int64_t deadline;
 };
@@ -757,10 +913,6 @@ static void print_stats(const char *scn, const char *tag, const struct apq_stats
 	       st->sleeps, st->spurious_wakeups, st->rescues);
 }
 
-/* Phase statistics of the stream: what the saturated phase must show. */
-static struct apq_stats phase_prod_sat, phase_cons_sat, phase_prod_idle,
-	phase_cons_idle;
-
 static void absorb(struct scenario_run *r, int who, const struct msg *m)
 {
 	if (m->type > 0 && m->type <= MSG_EOF)
@@ -780,17 +932,20 @@ static void absorb(struct scenario_run *r, int who, const struct msg *m)
 			tot.spurious += m->st.spurious_wakeups;
 			tot.rescues += m->st.rescues;
 		} else if (!strcmp(m->text, "F.prod.saturated")) {
-			phase_prod_sat = m->st;
+			r->prod_sat = m->st;
 		} else if (!strcmp(m->text, "B.cons.saturated")) {
-			phase_cons_sat = m->st;
+			r->cons_sat = m->st;
 		} else if (!strcmp(m->text, "F.prod.idle")) {
-			phase_prod_idle = m->st;
+			r->prod_idle = m->st;
 		} else if (!strcmp(m->text, "B.cons.idle")) {
-			phase_cons_idle = m->st;
+			r->cons_idle = m->st;
 		}
 		break;
 	case MSG_FAIL:
 		failure(r, "%s", m->text);
+		break;
+	case MSG_INFO:
+		printf("xen-test: %s %s\n", r->sc->name, m->text);
 		break;
 	case MSG_DONE:
 		r->done[who] = true;
@@ -931,8 +1086,8 @@ static int orch_kill(struct scenario_run *r)
 {
 	const struct scenario *sc = r->sc;
 	enum role v = sc->victim, s = (enum role)!v;
-	const char *what = s == sc->producer ? "producer blocked on a full ring"
-					     : "consumer blocked on an empty ring";
+	const char *what = s == sc->producer ? "the surviving producer"
+					     : "the surviving consumer";
 	struct msg m;
 	int64_t t_kill, delay;
 
@@ -940,7 +1095,7 @@ static int orch_kill(struct scenario_run *r)
 	if (wait_for(r, s, MSG_READY, &m, r->deadline) ||
 	    wait_for(r, v, MSG_READY, &m, r->deadline))
 		return finish(r);
-	sleep_ns(KILL_SETTLE_NS);
+	sleep_ns(KILL_SETTLE_NS(++tot.settles));
 	t_kill = now_ns();
 	kill(r->pid[v], SIGKILL);
 	if (wait_for(r, s, MSG_EVENT, &m, t_kill + 10 * KILL_BOUND_NS)) {
@@ -951,10 +1106,14 @@ static int orch_kill(struct scenario_run *r)
 	delay = m.t_ns - t_kill;
 	printf("xen-test: %s %s; SIGKILL of %s seen after %.2f ms\n", sc->name,
 	       m.text, role_name[v], (double)delay / 1e6);
-	if (m.value != -EPIPE)
+	if (sc->event_fd && m.value != 1)
+		failure(r, "the notifier's fd did not become readable");
+	else if (!sc->event_fd && m.value != -EPIPE)
 		failure(r, "%s: returned %s, expected -EPIPE", what, err_name(m.value));
 	else if (delay > KILL_BOUND_NS)
-		failure(r, "%s: -EPIPE only after %.1f ms", what, (double)delay / 1e6);
+		failure(r, "%s: noticed only after %.1f ms", what, (double)delay / 1e6);
+	tot.kill_name[sc->kind] = sc->name;
+	tot.kill_sum_ns[sc->kind] += delay;
 	if (tot.nkill[sc->kind]++ == 0 || delay < tot.kill_min_ns[sc->kind])
 		tot.kill_min_ns[sc->kind] = delay;
 	if (delay > tot.kill_max_ns[sc->kind])
@@ -1003,7 +1162,7 @@ static int orch_detach_consumer(struct scenario_run *r)
 
 	if (wait_for(r, p, MSG_READY, &m, r->deadline))
 		return finish(r);
-	sleep_ns(KILL_SETTLE_NS);
+	sleep_ns(KILL_SETTLE_NS(++tot.settles));
 	go(r, k);
 	if (wait_for(r, k, MSG_EVENT, &m, r->deadline))
 		return finish(r);
@@ -1020,6 +1179,67 @@ static int orch_detach_consumer(struct scenario_run *r)
 	return finish(r);
 }
 
+/* stream: the consumer slept and was woken while the producer idled;
+ * under saturation nearly every wakeup was skipped. */
+static void check_stream(struct scenario_run *r)
+{
+	uint64_t n = r->prod_sat.packets, bytes = r->prod_idle.bytes + r->prod_sat.bytes;
+	uint64_t sent = r->prod_sat.wakeups_sent + r->cons_sat.wakeups_sent;
+
+	printf("xen-test: %s idle phase: consumer slept %" PRIu64 " times, producer "
+	       "sent %" PRIu64 " wakeups for %" PRIu64 " packets\n", r->sc->name,
+	       r->cons_idle.sleeps, r->prod_idle.wakeups_sent, r->prod_idle.packets);
+	printf("xen-test: %s: %" PRIu64 " bytes through a %zu-byte ring: it wrapped %"
+	       PRIu64 " times\n", r->sc->name, bytes, r->sc->ring[0], bytes / r->sc->ring[0]);
+	printf("xen-test: %s saturated phase: %" PRIu64 " packets, wakeups sent %"
+	       PRIu64 " (producer %" PRIu64 ", consumer %" PRIu64 "), skipped %"
+	       PRIu64 " (producer %" PRIu64 ", consumer %" PRIu64 ")\n", r->sc->name,
+	       n, sent, r->prod_sat.wakeups_sent, r->cons_sat.wakeups_sent,
+	       r->prod_sat.wakeups_skipped + r->cons_sat.wakeups_skipped,
+	       r->prod_sat.wakeups_skipped, r->cons_sat.wakeups_skipped);
+	tot.sat_packets = n;
+	tot.sat_sent = sent;
+	if (n != r->sc->n_sat)
+		return;	/* the stream failed already */
+	if (r->cons_idle.sleeps == 0 || r->prod_idle.wakeups_sent == 0)
+		failure(r, "idle phase: the consumer never slept, or was never woken");
+	if (r->prod_sat.wakeups_skipped == 0)
+		failure(r, "saturated phase: the producer skipped no wakeup");
+	if (sent * 10 > n)
+		failure(r, "saturated phase: %" PRIu64 " wakeups for %" PRIu64
+			" packets (more than 1 in 10)", sent, n);
+}
+
+/* stream-nospin: both sides sleep whenever they must wait, so the consumer
+ * must have slept often; every sleep ended by a wake (rescues == 0 is
+ * checked for every endpoint). */
+static void check_nospin(struct scenario_run *r)
+{
+	const struct apq_stats *p = &r->last[F][MSG_STATS].st;
+	const struct apq_stats *k = &r->last[B][MSG_STATS].st;
+
+	printf("xen-test: %s: consumer slept %" PRIu64 " times, producer %" PRIu64
+	       "; wakeups sent %" PRIu64 " + %" PRIu64 "\n", r->sc->name, k->sleeps,
+	       p->sleeps, p->wakeups_sent, k->wakeups_sent);
+	if (k->packets == r->sc->n_sat && k->sleeps == 0)
+		failure(r, "the consumer never slept");
+}
+
+/* stream-always: ALWAYS_NOTIFY wakes after every publishing call. */
+static void check_always(struct scenario_run *r)
+{
+	const struct apq_stats *p = &r->last[F][MSG_STATS].st;
+
+	printf("xen-test: %s: producer sent %" PRIu64 " wakeups for %" PRIu64
+	       " packets, skipped %" PRIu64 "\n", r->sc->name, p->wakeups_sent,
+	       p->packets, p->wakeups_skipped);
+	if (p->packets == r->sc->n_sat &&
+	    (p->wakeups_sent < p->packets || p->wakeups_skipped))
+		failure(r, "ALWAYS_NOTIFY: %" PRIu64 " wakeups sent, %" PRIu64
+			" skipped for %" PRIu64 " sends", p->wakeups_sent,
+			p->wakeups_skipped, p->packets);
+}
+
 #define KILL(nm, prod, vict, k) {						\
 		.name = nm, .nreg = 1, .ring = { SMALL_RING },		\
 		.body = body_kill, .orchestrate = orch_kill,		\
@@ -1033,15 +1253,31 @@ static int orch_detach_consumer(struct scenario_run *r)
 
 static const struct scenario scenarios[] = {
 	{ .name = "stream", .nreg = 1, .ring = { STREAM_RING },
-	  .body = body_stream, .orchestrate = orch_plain, .producer = F },
+	  .body = body_stream, .orchestrate = orch_plain, .producer = F,
+	  .n_idle = STREAM_IDLE, .n_sat = STREAM_SAT, .check = check_stream },
+	{ .name = "stream-nospin", .nreg = 1, .ring = { STREAM_RING },
+	  .body = body_stream, .orchestrate = orch_plain, .producer = F,
+	  .policy = APQ_POLICY_SPIN, .spin_ns = 0, .n_sat = NOSPIN_PKTS,
+	  .check = check_nospin },
+	{ .name = "stream-always", .nreg = 1, .ring = { STREAM_RING },
+	  .body = body_stream, .orchestrate = orch_plain, .producer = F,
+	  .policy = APQ_POLICY_ALWAYS_NOTIFY, .n_sat = ALWAYS_PKTS,
+	  .check = check_always },
 	{ .name = "pingpong", .nreg = 2, .ring = { PP_RING, PP_RING },
 	  .body = body_pingpong, .orchestrate = orch_plain, .producer = F },
-	/* The kinds index the delay statistics: keep them in this order,
-	 * right after the two above. */
 	KILL("kill-F-producer", F, F, 0),
 	KILL("kill-B-consumer", F, B, 1),
 	KILL("kill-B-producer", B, B, 2),
 	KILL("kill-F-consumer", B, F, 3),
+	{ .name = "kill-midstream-F-producer", .nreg = 1, .ring = { STREAM_RING },
+	  .body = body_midstream, .orchestrate = orch_kill, .producer = F,
+	  .victim = F, .reps = KILL_REPS, .kind = 4 },
+	{ .name = "kill-midstream-F-consumer", .nreg = 1, .ring = { STREAM_RING },
+	  .body = body_midstream, .orchestrate = orch_kill, .producer = B,
+	  .victim = F, .reps = KILL_REPS, .kind = 5 },
+	{ .name = "kill-F-producer-evtchn", .nreg = 1, .ring = { SMALL_RING },
+	  .body = body_kill_fd, .orchestrate = orch_kill, .producer = F,
+	  .victim = F, .reps = KILL_REPS, .kind = 6, .event_fd = true },
 	DETACH_PRODUCER("detach-producer-F", F, false),
 	DETACH_PRODUCER("detach-producer-F-exits", F, true),
 	DETACH_PRODUCER("detach-producer-B-exits", B, true),
@@ -1136,39 +1372,10 @@ static void run_scenario(const struct scenario *sc)
 				failure(&r, "%s exited with status %#x", role_name[i], status);
 		}
 	}
+	if (sc->check)
+		sc->check(&r);
 	printf("xen-test: %s %s in %.1f ms\n", sc->name, r.failed ? "FAILED" : "ok",
 	       (double)(now_ns() - t0) / 1e6);
-}
-
-/* Assertions on the stream's phases, once it ran. */
-static void check_stream_phases(void)
-{
-	struct scenario_run r = { .sc = &scenarios[0] };
-	uint64_t n = phase_prod_sat.packets;
-	uint64_t sent = phase_prod_sat.wakeups_sent + phase_cons_sat.wakeups_sent;
-
-	printf("xen-test: stream idle phase: consumer slept %" PRIu64
-	       " times, producer sent %" PRIu64 " wakeups for %" PRIu64 " packets\n",
-	       phase_cons_idle.sleeps, phase_prod_idle.wakeups_sent,
-	       phase_prod_idle.packets);
-	printf("xen-test: stream: %" PRIu64 " bytes through a %u-byte ring: it wrapped %"
-	       PRIu64 " times\n", phase_prod_idle.bytes + phase_prod_sat.bytes,
-	       STREAM_RING, (phase_prod_idle.bytes + phase_prod_sat.bytes) / STREAM_RING);
-	printf("xen-test: stream saturated phase: %" PRIu64 " packets, wakeups sent %"
-	       PRIu64 " (producer %" PRIu64 ", consumer %" PRIu64 "), skipped %"
-	       PRIu64 " (producer %" PRIu64 ", consumer %" PRIu64 ")\n", n, sent,
-	       phase_prod_sat.wakeups_sent, phase_cons_sat.wakeups_sent,
-	       phase_prod_sat.wakeups_skipped + phase_cons_sat.wakeups_skipped,
-	       phase_prod_sat.wakeups_skipped, phase_cons_sat.wakeups_skipped);
-	if (n != STREAM_SAT)
-		return;	/* the stream failed already */
-	if (phase_cons_idle.sleeps == 0 || phase_prod_idle.wakeups_sent == 0)
-		failure(&r, "idle phase: the consumer never slept, or was never woken");
-	if (phase_prod_sat.wakeups_skipped == 0)
-		failure(&r, "saturated phase: the producer skipped no wakeup");
-	if (sent * 10 > n)
-		failure(&r, "saturated phase: %" PRIu64 " wakeups for %" PRIu64
-			" packets (more than 1 in 10)", sent, n);
 }
 
 int main(void)
@@ -1188,13 +1395,15 @@ int main(void)
 
 		for (rep = 0; rep < (scenarios[i].reps ? scenarios[i].reps : 1); rep++)
 			run_scenario(&scenarios[i]);
-		if (i == 0)
-			check_stream_phases();
 	}
-	for (i = 0; i < 4; i++)
-		printf("xen-test: %s: -EPIPE %.2f to %.2f ms after SIGKILL (%d runs)\n",
-		       scenarios[2 + i].name, (double)tot.kill_min_ns[i] / 1e6,
-		       (double)tot.kill_max_ns[i] / 1e6, tot.nkill[i]);
+	for (i = 0; i < NKILL; i++)
+		if (tot.nkill[i])
+			printf("xen-test: %s: %s %.2f to %.2f ms (mean %.2f) after "
+			       "SIGKILL, %d runs\n", tot.kill_name[i],
+			       i == 6 ? "event" : "-EPIPE",
+			       (double)tot.kill_min_ns[i] / 1e6,
+			       (double)tot.kill_max_ns[i] / 1e6,
+			       (double)tot.kill_sum_ns[i] / 1e6 / tot.nkill[i], tot.nkill[i]);
 
 	printf("xen-test: total over all endpoints: packets %" PRIu64 " bytes %" PRIu64
 	       " wakeups sent %" PRIu64 " skipped %" PRIu64 " sleeps %" PRIu64
@@ -1211,13 +1420,15 @@ int main(void)
 	printf("APQ-XEN-RESULT: PASS packets=%" PRIu64 " wakeups_sent=%" PRIu64
 	       " wakeups_skipped=%" PRIu64 " sleeps=%" PRIu64 " rescues=%" PRIu64
 	       " round_trips=%" PRIu64 " saturated_sent=%" PRIu64 "/%" PRIu64
-	       " kill_epipe_max_ms=%.2f/%.2f/%.2f/%.2f detach_epipe_ms=%.2f\n",
+	       " kill_epipe_max_ms=%.2f/%.2f/%.2f/%.2f/%.2f/%.2f kill_event_max_ms=%.2f"
+	       " detach_epipe_ms=%.2f\n",
 	       tot.packets, tot.sent, tot.skipped, tot.sleeps, tot.rescues,
 	       tot.round_trips,
-	       phase_prod_sat.wakeups_sent + phase_cons_sat.wakeups_sent,
-	       phase_prod_sat.packets,
+	       tot.sat_sent, tot.sat_packets,
 	       (double)tot.kill_max_ns[0] / 1e6, (double)tot.kill_max_ns[1] / 1e6,
 	       (double)tot.kill_max_ns[2] / 1e6, (double)tot.kill_max_ns[3] / 1e6,
+	       (double)tot.kill_max_ns[4] / 1e6, (double)tot.kill_max_ns[5] / 1e6,
+	       (double)tot.kill_max_ns[6] / 1e6,
 	       (double)tot.detach_delay_ns / 1e6);
 	return 0;
 }
