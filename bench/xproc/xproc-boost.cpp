@@ -10,7 +10,8 @@
  *
  * Semantics: send copies the packet into a slot, receive copies it out; both
  * block on the queue's condition variables (they sleep in the kernel), timed
- * so that a dead peer turns into -ETIMEDOUT after BENCH_IO_TIMEOUT_NS.  A
+ * so that a dead peer turns into -ETIMEDOUT after BENCH_IO_TIMEOUT_NS (the
+ * deadline is a UTC posix_time::ptime: a wall-clock step moves it).  A
  * sender notifies only when a receiver waits.  No zero copy.  End of stream
  * is an empty message of priority 0 behind packets of priority 1: the queue
  * hands out higher priorities first and is FIFO within one, so the marker
