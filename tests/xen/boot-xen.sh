@@ -24,15 +24,19 @@
 #
 # Environment:
 #   APQ_XEN_TIMEOUT  seconds before the whole boot is killed (default 600)
-#   APQ_XEN_ARGS     arguments passed to every program (default none)
+#   APQ_XEN_ARGS     arguments passed to every program, split at blanks
 #   APQ_SEED         exported to the programs if set
 #   APQ_XEN_QUIET    if set to 1 and the run passes, print only Xen's banner
 #                    and the programs' own lines instead of the whole serial
 #                    log (which is always in WORK_DIR/serial.log)
 #
-# See /work/shared/XEN-QEMU.md for why each option of the boot line is there;
-# in short: -cpu max,-smap (Xen's PV dom0 crashes at once with SMAP),
-# dom0_mem=512M, console=com1 for Xen and hvc0 for dom0.
+# The boot line, as measured on hosts without KVM: QEMU's -kernel loads Xen
+# (a multiboot image once gunzipped) and -initrd passes dom0's kernel, with
+# its command line, and the initramfs as multiboot modules.  -cpu max,-smap:
+# with SMAP, Xen's PV dom0 crashes at once (a #PF in create_bounce_frame).
+# console=com1 for Xen, hvc0 for dom0: both end on the serial port, which
+# -nographic puts on stdout.  -no-reboot: a crashing dom0 makes Xen reboot,
+# which then ends QEMU instead.  Booting takes 10 to 15 s on an idle host.
 
 set -eu
 set -o pipefail
@@ -172,11 +176,14 @@ done
 progs=""
 for p in "$@"; do
 	b=${p##*/}
+	[ ! -e "$root/tests/$b" ] || die "two programs named $b"
 	install -m 0755 "$p" "$root/tests/$b"
 	progs="$progs /tests/$b"
 done
 
-q() { printf '%q' "$1"; } # quote a value for the init script
+case ${APQ_SEED:-0} in
+*[!0-9a-fA-Fx]*) die "APQ_SEED must be a number: '$APQ_SEED'" ;;
+esac
 {
 	echo '#!/bin/busybox sh'
 	echo '/bin/busybox --install -s /bin'
@@ -194,7 +201,7 @@ q() { printf '%q' "$1"; } # quote a value for the init script
 	echo 'done'
 	echo 'echo "APQ-XEN-INIT: $(ls /dev/xen | tr "\n" " ")"'
 	if [ -n "${APQ_SEED:-}" ]; then
-		echo "export APQ_SEED=$(q "$APQ_SEED")"
+		echo "export APQ_SEED=$APQ_SEED"
 	fi
 	echo "for t in$progs; do"
 	echo '	echo "APQ-XEN-INIT: running $t at $(cut -d" " -f1 /proc/uptime) s"'
