@@ -521,17 +521,21 @@ static void print_targets(FILE *f, struct row *rows, size_t n)
 	target(f, "unpaced 8 B burst-32: apq >= 1.0x rte_ring burst",
 	       judge(x, 1.0, true), how);
 
+	c = NULL;
 	for (k = 0; k < n; k++) {
 		const struct row *r = &rows[k];
 
 		if (!strcmp(r->impl, "apq") &&
 		    !strcmp(r->variant->name, "adaptive") &&
 		    !strcmp(r->sc->group, "throughput") && !r->skipped &&
-		    (isnan(worst) || metric(r, M_WPP) > worst))
+		    r->n_runs && (isnan(worst) || metric(r, M_WPP) > worst)) {
 			worst = metric(r, M_WPP);
+			c = r;
+		}
 	}
-	snprintf(how, sizeof(how), "worst %.2g over the throughput rows "
-		 "(both directions)", worst);
+	a = find(rows, n, "apq", "adaptive", "single-8");
+	snprintf(how, sizeof(how), "single-8 %.2g; worst %.2g (%s), both "
+		 "directions", metric(a, M_WPP), worst, c ? c->sc->name : "-");
 	target(f, "wake syscalls/packet <= 0.001 unpaced",
 	       judge(worst, 0.001, false), how);
 
@@ -632,6 +636,12 @@ static void print_noise(FILE *f, struct row *rows, size_t n,
 		"(worst row %.1f%%); other load %.2f CPUs; steal %.2f CPUs\n",
 		100 * median(rq, (unsigned int)m), 100 * worst,
 		median(oc, (unsigned int)m), median(st, (unsigned int)m));
+	if (median(rq, (unsigned int)m) > 0.05 || median(oc, (unsigned int)m) >
+	    0.25)
+		fprintf(f, "  the machine was busy with other work: busy-polling "
+			"rows lose most, sleeping rows least;\n"
+			"  compare rows of this run with each other, and "
+			"repeat (--full) before trusting a ratio\n");
 	fprintf(f, "elapsed: %.0f s\n", ri->elapsed_s);
 	free(rq);
 }
