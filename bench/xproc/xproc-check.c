@@ -20,6 +20,10 @@
  *            opposite orders (the pinger its producer first), and once
  *            both open their consumer first
  *
+ * After each teardown nothing of the run may be left in /dev/shm or /tmp.
+ * Stream children end with exit(), ping-pong children with _exit() (as
+ * apq-bench's do), so that both ways out are covered.
+ *
  * An adapter whose setup() says -ENOTSUP is reported as skipped.  With
  * --bench the streams and ping-pongs are longer and their rates printed:
  * packets per second (between the first and the last packet the consumer
@@ -27,6 +31,7 @@
  *
  * Exit status: 0 all passed (or skipped), 1 a failure.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -391,8 +396,10 @@ struct child {
 	int fd;		/* the report's read end */
 };
 
+/* Children of streams end with exit(), which runs the libraries' exit
+ * handlers; those of ping-pongs with _exit(), as apq-bench's do. */
 static pid_t spawn(struct child *c, void (*body)(void *), void *arg,
-		   struct report *rep)
+		   struct report *rep, bool quick_exit)
 {
 	int p[2];
 	pid_t pid;
@@ -410,6 +417,8 @@ static pid_t spawn(struct child *c, void (*body)(void *), void *arg,
 		memset(rep, 0, sizeof(*rep));
 		body(arg);
 		w = write(p[1], rep, sizeof(*rep));
+		if (quick_exit)
+			_exit(w == (ssize_t)sizeof(*rep) ? 0 : 2);
 		exit(w == (ssize_t)sizeof(*rep) ? 0 : 2);
 	}
 	close(p[1]);
@@ -490,6 +499,43 @@ static void body_pong(void *a)
 
 static int failures, passes, skips;
 
+/*
+ * What a teardown must not leave behind: names in /dev/shm or /tmp that
+ * carry this process's id (the adapters name their queues, runtimes and
+ * sockets after the process that ran setup()), and iceoryx's management
+ * segment if it was not there before.  @return the first such name, or NULL.
+ */
+static const char *leftover(bool mgmt_before)
+{
+	static const char *const dirs[] = { "/dev/shm", "/tmp" };
+	static char found[300];
+	char a[32], b[32];
+	struct dirent *d;
+	size_t i;
+	DIR *dir;
+
+	if (!mgmt_before && access("/dev/shm/iceoryx_mgmt", F_OK) == 0)
+		return "/dev/shm/iceoryx_mgmt";
+	snprintf(a, sizeof(a), "-%d-", (int)getpid());
+	snprintf(b, sizeof(b), "p%d-", (int)getpid());
+	for (i = 0; i < 2; i++) {
+		dir = opendir(dirs[i]);
+		if (!dir)
+			continue;
+		while ((d = readdir(dir))) {
+			if (strncmp(d->d_name, "apq-bench", 9) == 0 &&
+			    (strstr(d->d_name, a) || strstr(d->d_name, b))) {
+				snprintf(found, sizeof(found), "%s/%s", dirs[i],
+					 d->d_name);
+				closedir(dir);
+				return found;
+			}
+		}
+		closedir(dir);
+	}
+	return NULL;
+}
+
 /* setup(); the reason printed and true when the queue cannot run here. */
 static int do_setup(const struct bench_xproc_impl *im,
 		    const struct bench_variant *v, unsigned int channels,
@@ -529,24 +575,32 @@ static int run_stream(const struct bench_xproc_impl *im,
 	struct ctx px = { .im = im, .s = s }, cx = { .im = im, .s = s };
 	struct child c[2];
 	struct report rep[2];
+	const char *left;
 	char what[64];
 	int r, bad;
+	bool mgmt;
 
 	snprintf(what, sizeof(what), "stream %s %s%s", s->name,
 		 s->mode == COPY ? "copy" : "zero-copy",
 		 s->consumer_delay_ns ? " late consumer" : "");
+	mgmt = access("/dev/shm/iceoryx_mgmt", F_OK) == 0;
 	r = do_setup(im, v, 1, &px.sh, what);
 	if (r)
 		return r;
 	cx.sh = px.sh;
 	/* The consumer first, so the producer also meets one that waits. */
-	if (spawn(&c[1], body_consumer, &cx, &cx.rep) < 0 ||
-	    spawn(&c[0], body_producer, &px, &px.rep) < 0) {
+	if (spawn(&c[1], body_consumer, &cx, &cx.rep, false) < 0 ||
+	    spawn(&c[0], body_producer, &px, &px.rep, false) < 0) {
 		perror("fork");
 		exit(1);
 	}
 	bad = reap(c, rep, 2);
 	im->teardown(px.sh);
+	if (!bad && (left = leftover(mgmt))) {
+		snprintf(rep[1].why, sizeof(rep[1].why), "teardown left %s",
+			 left);
+		bad = 1;
+	}
 	if (!bad && rep[1].packets != s->count) {
 		snprintf(rep[1].why, sizeof(rep[1].why), "%" PRIu64 " packets received",
 			 rep[1].packets);
@@ -593,22 +647,30 @@ static int run_pingpong(const struct bench_xproc_impl *im,
 	struct ctx bx = { .im = im, .consumer_first = true };
 	struct child c[2];
 	struct report rep[2];
+	const char *left;
 	char what[64];
 	int r, bad;
+	bool mgmt;
 
 	snprintf(what, sizeof(what), "pingpong %zu B%s", len,
 		 both_consumer_first ? " consumers opened first" : "");
+	mgmt = access("/dev/shm/iceoryx_mgmt", F_OK) == 0;
 	r = do_setup(im, v, 2, &ax.sh, what);
 	if (r)
 		return r;
 	bx.sh = ax.sh;
-	if (spawn(&c[0], body_ping, &ax, &ax.rep) < 0 ||
-	    spawn(&c[1], body_pong, &bx, &bx.rep) < 0) {
+	if (spawn(&c[0], body_ping, &ax, &ax.rep, true) < 0 ||
+	    spawn(&c[1], body_pong, &bx, &bx.rep, true) < 0) {
 		perror("fork");
 		exit(1);
 	}
 	bad = reap(c, rep, 2);
 	im->teardown(ax.sh);
+	if (!bad && (left = leftover(mgmt))) {
+		snprintf(rep[0].why, sizeof(rep[0].why), "teardown left %s",
+			 left);
+		bad = 1;
+	}
 	if (!bad && (rep[0].packets != count || rep[1].packets != count)) {
 		snprintf(rep[0].why, sizeof(rep[0].why),
 			 "%" PRIu64 " round trips, %" PRIu64 " echoed",

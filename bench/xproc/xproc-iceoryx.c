@@ -4,7 +4,9 @@
  *
  * setup() starts a RouDi daemon of its own (iox-roudi, with a config that
  * sizes the mempools for max_pkt and the channel count) and waits until it
- * says it is ready; teardown() stops it.  Only one RouDi runs on a machine,
+ * says it is ready; teardown() stops it (SIGTERM) and removes what RouDi
+ * and the children's runtimes leave behind when they do not shut down
+ * cleanly (see iox_x_clean_leftovers()).  Only one RouDi runs on a machine,
  * so setup() first takes a lock file that serialises apq-bench processes,
  * and a RouDi that is already running (not ours) makes the queue skip.
  *
@@ -40,8 +42,10 @@
  * whose queue reports lost chunks when the end marker arrives returns
  * -EPROTO instead of the end of the stream, so a loss is never silent.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <sched.h>
 #include <signal.h>
@@ -49,7 +53,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -76,6 +82,8 @@
 #define CONNECT_WAIT_NS		(2 * INT64_C(1000000000))
 #define LOCK_PATH		"/tmp/apq-bench-iceoryx.lock"
 #define ROUDI_READY_TEXT	"RouDi is ready for clients"
+#define IOX_TMP_DIR		"/tmp/"	/* iceoryx's sockets and locks */
+#define IOX_RUNTIME_PREFIX	"apq-bench-"
 
 #define QUEUE_MAX	256	/* MAX_SUBSCRIBER_QUEUE_CAPACITY of 2.0 */
 #define HELD_MAX	32	/* chunks a consumer takes before give_back */
@@ -156,6 +164,53 @@ static void iox_x_stop_roudi(struct iox_shared *sh)
 	sh->roudi = 0;
 }
 
+/*
+ * What a RouDi and its clients leave behind when they do not shut down
+ * cleanly.  A client that ends with _exit() (apq-bench's children do) never
+ * deregisters; RouDi 2.0 then tries to SIGTERM it at shutdown, fails, and
+ * aborts, leaving its shared memory and socket.  Its clients leave their
+ * sockets (/tmp/<runtime name>) and lock files.  Removed only while no RouDi
+ * holds its lock, so a RouDi started meanwhile by someone else is spared.
+ */
+static void iox_x_clean_leftovers(const struct iox_shared *sh)
+{
+	char prefix[96], path[sizeof(IOX_TMP_DIR) + 256];
+	const struct group *g;
+	struct dirent *d;
+	size_t n;
+	DIR *dir;
+	int fd;
+
+	fd = open(IOX_TMP_DIR "roudi.lock", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			shm_unlink("/iceoryx_mgmt");
+			g = getgrgid(getegid());	/* names RouDi's segment */
+			if (g) {
+				snprintf(path, sizeof(path), "/%s", g->gr_name);
+				shm_unlink(path);
+			}
+			unlink(IOX_TMP_DIR "roudi");
+			flock(fd, LOCK_UN);
+		}
+		close(fd);
+	}
+
+	/* The runtimes of this run's children: their names start with it. */
+	n = (size_t)snprintf(prefix, sizeof(prefix), "%s%s-",
+			     IOX_RUNTIME_PREFIX, sh->instance);
+	dir = opendir(IOX_TMP_DIR);
+	if (!dir)
+		return;
+	while ((d = readdir(dir))) {
+		if (strncmp(d->d_name, prefix, n) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s%s", IOX_TMP_DIR, d->d_name);
+		unlink(path);
+	}
+	closedir(dir);
+}
+
 static void iox_x_remove_dir(struct iox_shared *sh)
 {
 	char path[128];
@@ -176,7 +231,10 @@ static void iox_x_teardown(void *shared)
 
 	if (!sh)
 		return;
-	iox_x_stop_roudi(sh);
+	if (sh->roudi > 0) {
+		iox_x_stop_roudi(sh);
+		iox_x_clean_leftovers(sh);
+	}
 	iox_x_remove_dir(sh);
 	if (sh->lock_fd >= 0)
 		close(sh->lock_fd);	/* releases the lock */
@@ -328,6 +386,11 @@ static int iox_x_start_roudi(struct iox_shared *sh)
 		int fd;
 
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		/* RouDi asserts (aborts) on some shutdown errors: no core
+		 * file in the harness's directory. */
+		setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });
+		if (chdir(sh->dir) < 0)
+			_exit(126);
 		fd = open("/dev/null", O_RDONLY);
 		if (fd >= 0) {
 			dup2(fd, 0);
@@ -411,8 +474,8 @@ static void iox_x_runtime(const struct iox_shared *sh)
 	if (iox_runtime_pid == getpid())
 		return;
 	iox_set_loglevel(Iceoryx_LogLevel_Warn);
-	snprintf(name, sizeof(name), "apq-bench-%s-%d", sh->instance,
-		 (int)getpid());
+	snprintf(name, sizeof(name), "%s%s-%d", IOX_RUNTIME_PREFIX,
+		 sh->instance, (int)getpid());
 	iox_runtime_init(name);
 	iox_runtime_pid = getpid();
 }
