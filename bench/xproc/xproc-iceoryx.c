@@ -4,9 +4,8 @@
  *
  * setup() starts a RouDi daemon of its own (iox-roudi, with a config that
  * sizes the mempools for max_pkt and the channel count) and waits until it
- * says it is ready; teardown() stops it (SIGTERM) and removes what RouDi
- * and the children's runtimes leave behind when they do not shut down
- * cleanly (see iox_x_clean_leftovers()).  Only one RouDi runs on a machine,
+ * says it is ready; teardown() kills it and removes what it and the
+ * children's runtimes leave behind (see iox_x_stop_roudi()).  Only one RouDi runs on a machine,
  * so setup() first takes a lock file that serialises apq-bench processes,
  * and a RouDi that is already running (not ours) makes the queue skip.
  *
@@ -137,6 +136,14 @@ static char iox_why[256];
 
 /* ---- the daemon ---- */
 
+/*
+ * RouDi 2.0's orderly shutdown (SIGTERM) signals every process still
+ * registered with it.  apq-bench's children end with _exit() and never
+ * deregister, so it would signal pids that are gone (or reused), fail, and
+ * abort.  Teardown runs after both children exited, when RouDi serves
+ * nobody: it is killed outright, and iox_x_clean_leftovers() removes what
+ * it leaves.
+ */
 static void iox_x_stop_roudi(struct iox_shared *sh)
 {
 	int64_t deadline;
@@ -144,33 +151,28 @@ static void iox_x_stop_roudi(struct iox_shared *sh)
 
 	if (sh->roudi <= 0)
 		return;
-	kill(sh->roudi, SIGTERM);
+	kill(sh->roudi, SIGKILL);
 	deadline = xproc_now_ns() + ROUDI_STOP_NS;
 	for (;;) {
 		pid_t w = waitpid(sh->roudi, &status, WNOHANG);
 
 		/* ECHILD: SIGCHLD is ignored, the kernel reaps it; wait
 		 * until the pid is gone, or a next RouDi would not start. */
-		if (w == sh->roudi ||
-		    (w < 0 && errno == ECHILD && kill(sh->roudi, 0) < 0))
+		if (w == sh->roudi || (w < 0 && errno != EINTR &&
+				       kill(sh->roudi, 0) < 0))
 			break;
-		if (xproc_now_ns() > deadline) {
-			kill(sh->roudi, SIGKILL);
-			waitpid(sh->roudi, &status, 0);
+		if (xproc_now_ns() > deadline)
 			break;
-		}
-		usleep(5000);
+		usleep(1000);
 	}
 	sh->roudi = 0;
 }
 
 /*
- * What a RouDi and its clients leave behind when they do not shut down
- * cleanly.  A client that ends with _exit() (apq-bench's children do) never
- * deregisters; RouDi 2.0 then tries to SIGTERM it at shutdown, fails, and
- * aborts, leaving its shared memory and socket.  Its clients leave their
- * sockets (/tmp/<runtime name>) and lock files.  Removed only while no RouDi
- * holds its lock, so a RouDi started meanwhile by someone else is spared.
+ * What a killed RouDi leaves (its shared memory and socket), and what
+ * clients that ended with _exit() leave (their sockets, /tmp/<runtime name>,
+ * and lock files).  RouDi's are removed only while no RouDi holds its lock,
+ * so one started meanwhile by someone else is spared.
  */
 static void iox_x_clean_leftovers(const struct iox_shared *sh)
 {
@@ -386,8 +388,8 @@ static int iox_x_start_roudi(struct iox_shared *sh)
 		int fd;
 
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		/* RouDi asserts (aborts) on some shutdown errors: no core
-		 * file in the harness's directory. */
+		/* RouDi asserts (aborts) on some errors: no core file in
+		 * the harness's directory. */
 		setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });
 		if (chdir(sh->dir) < 0)
 			_exit(126);
