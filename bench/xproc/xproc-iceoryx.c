@@ -74,7 +74,6 @@
 #define BENCH_IOX_ROUDI	"iox-roudi"	/* looked up in PATH */
 #endif
 
-#define NS_PER_MS		INT64_C(1000000)
 #define ROUDI_READY_NS		(10 * INT64_C(1000000000))
 #define ROUDI_STOP_NS		(5 * INT64_C(1000000000))
 #define LOCK_WAIT_NS		(120 * INT64_C(1000000000))
@@ -93,7 +92,7 @@
 
 #define FLAG_END	1u	/* the end-of-stream marker */
 
-/* In front of every chunk's payload. */
+/* Every chunk's user header (iceoryx places it before the payload). */
 struct iox_x_header {
 	uint32_t len;
 	uint32_t flags;
