@@ -82,7 +82,7 @@
  * would show as delays spread over 0 to 50 ms. */
 #define KILL_SETTLE_NS(seq) ((80 + (int64_t)(hash3(0, seq, 5) % 50)) * MS)
 #define KILL_BOUND_NS	(1000 * MS)	/* -EPIPE after a kill, at most */
-#define SCENARIO_NS	(30000 * MS)	/* a whole scenario, at most */
+#define SCENARIO_NS	(120000 * MS)	/* a whole scenario, at most */
 #define KILL_REPS	3		/* runs of each kill scenario */
 #define NKILL		7		/* kill scenarios */
 
@@ -790,9 +790,11 @@ static void body_kill_fd(struct ctx *c)
 }
 
 /*
- * detach-producer-*: the producer sends DETACH_PKTS packets (they all fit in
- * the ring) and detaches; with sc->exits it also frees everything and exits.
- * Only then is the consumer told to drain: every packet, then -EPIPE.
+ * detach-producer-*: once the consumer has attached (with sc->exits and F
+ * the producer, F would otherwise revoke its grants before B mapped them),
+ * the producer sends DETACH_PKTS packets (they all fit in the ring) and
+ * detaches; with sc->exits it also frees everything and exits.  Only then
+ * is the consumer told to drain: every packet, then -EPIPE.
  */
 static void body_detach_producer(struct ctx *c)
 {
@@ -802,6 +804,7 @@ static void body_detach_producer(struct ctx *c)
 	if (c->role == c->sc->producer) {
 		struct apq_producer *p = attach_p(c, 0);
 
+		wait_go(c);	/* the consumer has attached */
 		for (seq = 0; seq < DETACH_PKTS; seq++)
 			send_checked(c, p, S_DETACH, seq, pkt_len(S_DETACH, seq, max));
 		send_pstats(c, p);
@@ -812,6 +815,7 @@ static void body_detach_producer(struct ctx *c)
 	} else {
 		struct apq_consumer *k = attach_c(c, 0);
 
+		send_msg(c, MSG_READY, 0, NULL, NULL);
 		wait_go(c);
 		for (seq = 0; seq < DETACH_PKTS; seq++)
 			recv_checked(c, k, S_DETACH, seq, pkt_len(S_DETACH, seq, max));
@@ -1051,11 +1055,19 @@ static void go(struct scenario_run *r, int who)
 		failure(r, "cannot tell %s to go on", role_name[who]);
 }
 
-/* Absorb everything until both children closed their pipes. */
+/* Absorb everything until both children closed their pipes.  After a
+ * failure, a child may wait for something that never comes: kill both. */
 static int finish(struct scenario_run *r)
 {
 	struct msg m;
-	int w, k;
+	int i, w, k;
+
+	for (i = 0; r->failed && i < 2; i++) {
+		if (r->pid[i] > 0 && r->res[i] >= 0) {
+			kill(r->pid[i], SIGKILL);
+			r->may_die[i] = true;
+		}
+	}
 
 	while ((k = next_msg(r, &m, &w)) > 0)
 		absorb(r, w, &m);
@@ -1072,6 +1084,8 @@ static int orch_plain(struct scenario_run *r)
 
 	while ((k = next_msg(r, &m, &w)) > 0) {
 		absorb(r, w, &m);
+		if (r->failed)
+			return finish(r);
 		if (m.type == MSG_EVENT && m.text[0])
 			printf("xen-test: %s %s\n", r->sc->name, m.text);
 		if (m.type == MSG_EVENT && !strcmp(r->sc->name, "pingpong"))
@@ -1128,6 +1142,9 @@ static int orch_detach_producer(struct scenario_run *r)
 	struct msg m;
 	int status;
 
+	if (wait_for(r, k, MSG_READY, &m, r->deadline))
+		return finish(r);
+	go(r, p);
 	if (wait_for(r, p, MSG_EVENT, &m, r->deadline))
 		return finish(r);
 	if (sc->exits) {
