@@ -15,6 +15,7 @@
 
 #include "atomic.h"
 #include "mode.h"
+#include "notifier.h"
 #include "region.h"
 #include "util.h"
 
@@ -130,10 +131,13 @@ static int consumer_has_data(void *arg)
 	if (c->prod_cache != c->cons)
 		return 1;
 	r = mode_peer_state(c->waker.word);
+	if (r == 0)
+		r = apq_notifier_peer(c->sleeper.notifier);
 	if (r != -EPIPE)
 		return r;
-	/* Closed.  The producer published its last packets before it closed
-	 * (R3), and mode_peer_state()'s acquire makes them visible now. */
+	/* Gone.  A producer that closed published its last packets before
+	 * (R3), and mode_peer_state()'s acquire makes them visible now; one
+	 * that died left what it had published. */
 	r = consumer_refresh(c);
 	if (r)
 		return r;
@@ -251,6 +255,22 @@ APQ_EXPORT int apq_recv_burst(struct apq_consumer *c, struct iovec *bufs,
 	if (i > 0)
 		return (int)i;
 	return len < 0 ? (int)len : -EMSGSIZE;
+}
+
+APQ_EXPORT int apq_consumer_arm(struct apq_consumer *c)
+{
+	int r = consumer_begin(c, NULL, 0);
+
+	if (r)
+		return r;
+	/* Pads passed are space the producer may be waiting for. */
+	if (c->cons != c->released) {
+		r = consumer_publish(c);
+		if (r)
+			return r;
+	}
+	r = apq_sleeper_arm_internal(&c->sleeper, consumer_has_data, c);
+	return r < 0 ? consumer_fail(c, r) : r;
 }
 
 APQ_EXPORT ssize_t apq_peek(struct apq_consumer *c, const void **pkt,

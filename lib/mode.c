@@ -141,6 +141,36 @@ static void sleeper_judge_rescue(struct apq_sleeper *s, uint32_t token,
 		apq_count(&s->rescues, 1);
 }
 
+/*
+ * Announce SLEEPING with a fresh episode and look for work once more.
+ * @return has_work's answer; when it is not 0 the announcement is withdrawn.
+ */
+static int sleeper_announce(struct apq_sleeper *s, apq_has_work_fn has_work,
+			    void *arg)
+{
+	struct apq_mode_layout *w = s->word;
+	int r;
+
+	s->episode = (s->episode + 1) & MODE_EPISODE_MASK;
+	apq_store_once(&w->mode, mode_make(s->episode, MODE_SLEEPING));
+	/* B1: pairs with B2 in apq_waker_check(): either has_work() below
+	 * sees what the waker published, or the waker sees SLEEPING(episode)
+	 * and wakes us. */
+	apq_full_barrier();
+	r = has_work(arg);
+	if (r)
+		apq_store_once(&w->mode, mode_make(s->episode, 0));
+	return r;
+}
+
+int apq_sleeper_arm_internal(struct apq_sleeper *s, apq_has_work_fn has_work,
+			     void *arg)
+{
+	int r = has_work(arg);
+
+	return r ? r : sleeper_announce(s, has_work, arg);
+}
+
 int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
 			   void *arg, int64_t deadline)
 {
@@ -164,21 +194,13 @@ int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
 		if (now >= deadline)
 			return -ETIMEDOUT;
 		/* A1: acquire, so the snapshot is taken before the SLEEPING
-		 * store below; pairs with the waker's bump, which follows its
-		 * read of SLEEPING.  A bump we miss here makes the wait return
-		 * at once instead of being lost. */
+		 * store in sleeper_announce(); pairs with the waker's bump,
+		 * which follows its read of SLEEPING.  A bump we miss here
+		 * makes the wait return at once instead of being lost. */
 		token = apq_load_acquire(&w->seq);
-		s->episode = (s->episode + 1) & MODE_EPISODE_MASK;
-		apq_store_once(&w->mode, mode_make(s->episode, MODE_SLEEPING));
-		/* B1: pairs with B2 in apq_waker_check(): either has_work()
-		 * below sees what the waker published, or the waker sees
-		 * SLEEPING(episode) and wakes us. */
-		apq_full_barrier();
-		r = has_work(arg);
-		if (r) {
-			apq_store_once(&w->mode, mode_make(s->episode, 0));
+		r = sleeper_announce(s, has_work, arg);
+		if (r)
 			return r;
-		}
 
 		backstop = deadline - now > BACKSTOP_NS;
 		chunk = backstop ? BACKSTOP_NS : deadline - now;
@@ -289,6 +311,14 @@ APQ_EXPORT int apq_sleeper_wait(struct apq_sleeper *s, apq_has_work_fn has_work,
 		return -EINVAL;
 	return apq_sleeper_wait_until(s, has_work, arg,
 				      apq_deadline(timeout_ns));
+}
+
+APQ_EXPORT int apq_sleeper_arm(struct apq_sleeper *s, apq_has_work_fn has_work,
+			       void *arg)
+{
+	if (!s || !has_work)
+		return -EINVAL;
+	return apq_sleeper_arm_internal(s, has_work, arg);
 }
 
 APQ_EXPORT void apq_sleeper_close(struct apq_sleeper *s)

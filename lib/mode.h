@@ -103,6 +103,9 @@ int apq_sleeper_init(struct apq_sleeper *s, struct apq_mode_word *w,
 int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
 			   void *arg, int64_t deadline);
 void apq_sleeper_mark_closed(struct apq_sleeper *s);
+/* apq_sleeper_arm() without the argument checks. */
+int apq_sleeper_arm_internal(struct apq_sleeper *s, apq_has_work_fn has_work,
+			     void *arg);
 
 void apq_waker_init(struct apq_waker *wk, struct apq_mode_word *w,
 		    enum apq_channel ch, struct apq_notifier *n,

@@ -20,11 +20,22 @@ struct apq_notifier_ops {
 	 * @return 0 or a negative errno. */
 	int (*wake)(struct apq_notifier *n, enum apq_channel ch, uint32_t *seq);
 	void (*destroy)(struct apq_notifier *n);
+	/* Optional.  -EPIPE when the backend itself knows the peer is gone
+	 * (Xen: its liveness byte), else 0. */
+	int (*peer)(struct apq_notifier *n);
+	/* Optional.  Take pending notifications without blocking, for an
+	 * event loop.  @return 1 if there were some, 0, or a negative errno. */
+	int (*ack)(struct apq_notifier *n);
 };
 
 /* Each backend embeds this as its first member. */
 struct apq_notifier {
 	const struct apq_notifier_ops *ops;
 };
+
+static inline int apq_notifier_peer(struct apq_notifier *n)
+{
+	return n->ops->peer ? n->ops->peer(n) : 0;
+}
 
 #endif /* APQ_LIB_NOTIFIER_H */

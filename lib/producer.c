@@ -16,6 +16,7 @@
 
 #include "atomic.h"
 #include "mode.h"
+#include "notifier.h"
 #include "region.h"
 #include "util.h"
 
@@ -133,7 +134,8 @@ static int producer_has_room(void *arg)
 		return r;
 	if (producer_free(q->p) >= producer_step(q->p, q->rec))
 		return 1;
-	return mode_peer_state(q->p->waker.word);
+	r = mode_peer_state(q->p->waker.word);
+	return r ? r : apq_notifier_peer(q->p->sleeper.notifier);
 }
 
 static int producer_wait_room(struct apq_producer *p, uint32_t rec,
@@ -235,6 +237,29 @@ APQ_EXPORT int apq_send_burst(struct apq_producer *p, const struct iovec *pkts,
 	/* The packets are out: a failed check is the next call's to report. */
 	(void)producer_publish(p);
 	return (int)i;
+}
+
+APQ_EXPORT int apq_producer_arm(struct apq_producer *p, size_t len)
+{
+	struct room_query q = { .p = p };
+	int r = producer_begin(p, NULL, 0);
+
+	if (r)
+		return r;
+	if (len > p->size - REC_HEADER)
+		return -EMSGSIZE;
+	q.rec = rec_size((uint32_t)len);
+	r = producer_room(p, q.rec);
+	if (r != -EAGAIN)
+		return r ? r : 1;
+	/* A pad written to make room must reach the consumer first. */
+	if (p->prod != p->published) {
+		r = producer_publish(p);
+		if (r)
+			return r;
+	}
+	r = apq_sleeper_arm_internal(&p->sleeper, producer_has_room, &q);
+	return r < 0 ? producer_fail(p, r) : r;
 }
 
 APQ_EXPORT int apq_reserve(struct apq_producer *p, size_t len, void **buf,

@@ -198,10 +198,46 @@ static void xen_destroy(struct apq_notifier *n)
 	free(x);
 }
 
+static int xen_peer(struct apq_notifier *n)
+{
+	struct xen_notifier *x = (struct xen_notifier *)n;
+	int r;
+
+	pthread_mutex_lock(&x->lock);
+	/* Single fetch of the liveness byte, as in xen_wait_state(). */
+	r = x->peer_alive && apq_load_once(x->peer_alive) == LINK_GONE
+		? -EPIPE : 0;
+	pthread_mutex_unlock(&x->lock);
+	return r;
+}
+
+static int xen_ack(struct apq_notifier *n)
+{
+	struct xen_notifier *x = (struct xen_notifier *)n;
+	struct pollfd pfd = { .fd = xenevtchn_fd(x->xce), .events = POLLIN };
+	xenevtchn_port_or_error_t port;
+	int r = 0;
+
+	pthread_mutex_lock(&x->lock);
+	/* A waiter that polls takes the events itself; and xenevtchn_pending()
+	 * blocks when nothing is pending, hence the zero-timeout poll. */
+	if (!x->polling && poll(&pfd, 1, 0) == 1) {
+		port = xenevtchn_pending(x->xce);
+		if (port < 0 || xenevtchn_unmask(x->xce, (evtchn_port_t)port) < 0)
+			r = -errno;
+		else
+			r = 1;
+	}
+	pthread_mutex_unlock(&x->lock);
+	return r;
+}
+
 static const struct apq_notifier_ops xen_ops = {
 	.wait = xen_wait,
 	.wake = xen_wake,
 	.destroy = xen_destroy,
+	.peer = xen_peer,
+	.ack = xen_ack,
 };
 
 static int xen_notifier_new(struct xen_notifier **out, xenevtchn_handle *xce,

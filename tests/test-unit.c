@@ -3317,6 +3317,117 @@ START_TEST(test_undetectable)
 END_TEST
 
 /* The seed of the model test: APQ_SEED replays a run. */
+/*
+ * Event loops: arming instead of blocking
+ */
+
+/* Arming an empty ring announces SLEEPING, so the next send wakes; a ring
+ * with a packet does not arm; each arm is a fresh episode, woken once. */
+START_TEST(test_consumer_arm)
+{
+	uint64_t m1, m2;
+	struct rig r;
+
+	rig_open(&r, RING, NULL, NULL);
+	ck_assert_int_eq(apq_consumer_arm(r.c), 0);
+	m1 = get64(r.mem, OFF_DATA_WORD);
+	ck_assert_uint_eq(m1 & (M_SLEEPING | M_CLOSED), M_SLEEPING);
+	ck_assert_int_eq(send_seq(r.p, 16, 1, 0), 0);
+	ck_assert_uint_eq(pstats(r.p).wakeups_sent, 1);
+	ck_assert_uint_eq(get32(r.mem, OFF_DATA_WORD + OFF_SEQ), 1);
+	/* The same episode is not woken twice. */
+	ck_assert_int_eq(send_seq(r.p, 16, 2, 0), 0);
+	ck_assert_uint_eq(pstats(r.p).wakeups_sent, 1);
+	ck_assert_uint_eq(pstats(r.p).wakeups_skipped, 1);
+	/* Packets there: do not block, and no new announcement. */
+	ck_assert_int_eq(apq_consumer_arm(r.c), 1);
+	ck_assert_uint_eq(get64(r.mem, OFF_DATA_WORD), m1);
+	recv_expect(r.c, 16, 1);
+	recv_expect(r.c, 16, 2);
+	ck_assert_int_eq(apq_recv(r.c, NULL, 0, 0), -EAGAIN);
+	ck_assert_int_eq(apq_consumer_arm(r.c), 0);
+	m2 = get64(r.mem, OFF_DATA_WORD);
+	ck_assert_uint_eq(m2 & M_SLEEPING, M_SLEEPING);
+	ck_assert_uint_gt(MODE_EPISODE(m2), MODE_EPISODE(m1));
+	ck_assert_int_eq(send_seq(r.p, 16, 3, 0), 0);
+	ck_assert_uint_eq(pstats(r.p).wakeups_sent, 2);
+	recv_expect(r.c, 16, 3);
+	/* The producer leaves: once drained, arming says so. */
+	apq_producer_detach(r.p);
+	r.p = NULL;
+	ck_assert_int_eq(apq_consumer_arm(r.c), -EPIPE);
+	ck_assert_int_eq(apq_consumer_arm(NULL), -EINVAL);
+	/* futex notifiers have no descriptor: nothing to take. */
+	ck_assert_int_eq(apq_notifier_ack(r.n), 0);
+	ck_assert_int_eq(apq_notifier_ack(NULL), -EINVAL);
+	rig_close(&r);
+}
+END_TEST
+
+/* A producer facing a full ring arms; the consumer's next release wakes
+ * it; with room, arming says so at once. */
+START_TEST(test_producer_arm)
+{
+	unsigned char buf[RING];
+	struct rig r;
+	int sent = 0;
+
+	rig_open(&r, RING, NULL, NULL);
+	ck_assert_int_eq(apq_producer_arm(r.p, 100), 1);
+	while (send_seq(r.p, 100, (uint32_t)sent, 0) == 0)
+		sent++;
+	ck_assert_int_gt(sent, 0);
+	ck_assert_int_eq(apq_producer_arm(r.p, 100), 0);
+	ck_assert_uint_eq(get64(r.mem, OFF_SPACE_WORD) & M_SLEEPING,
+			  M_SLEEPING);
+	ck_assert_int_eq(apq_recv(r.c, buf, sizeof(buf), 0), 100);
+	ck_assert_uint_eq(cstats(r.c).wakeups_sent, 1);
+	ck_assert_int_eq(apq_producer_arm(r.p, 100), 1);
+	ck_assert_int_eq(apq_producer_arm(r.p, RING), -EMSGSIZE);
+	apq_consumer_detach(r.c);
+	r.c = NULL;
+	ck_assert_int_eq(apq_producer_arm(r.p, 100), -EPIPE);
+	ck_assert_int_eq(apq_producer_arm(NULL, 100), -EINVAL);
+	rig_close(&r);
+}
+END_TEST
+
+static int count_calls(void *arg)
+{
+	int *answers = arg;
+
+	return answers[answers[0]++ + 1];
+}
+
+/* The mode layer's arm: work before the announcement, work found by the
+ * re-check after it (withdrawn), none (armed). */
+START_TEST(test_sleeper_arm)
+{
+	struct apq_mode_word *w = word_new();
+	struct apq_notifier *n;
+	struct apq_sleeper *s;
+	int before[] = { 0, 1 }, after[] = { 0, 0, 1 }, none[] = { 0, 0, 0 };
+
+	ck_assert_int_eq(apq_notifier_futex(&n), 0);
+	ck_assert_int_eq(apq_sleeper_create(&s, w, APQ_CHANNEL_DATA, n, NULL),
+			 0);
+	ck_assert_int_eq(apq_sleeper_arm(s, count_calls, before), 1);
+	ck_assert_int_eq(before[0], 1);
+	ck_assert_uint_eq(word_mode(w) & M_SLEEPING, 0);
+	ck_assert_int_eq(apq_sleeper_arm(s, count_calls, after), 1);
+	ck_assert_int_eq(after[0], 2);
+	ck_assert_uint_eq(word_mode(w) & M_SLEEPING, 0);
+	ck_assert_int_eq(apq_sleeper_arm(s, count_calls, none), 0);
+	ck_assert_int_eq(none[0], 2);
+	ck_assert_uint_eq(word_mode(w) & M_SLEEPING, M_SLEEPING);
+	ck_assert_int_eq(apq_sleeper_arm(NULL, count_calls, none), -EINVAL);
+	ck_assert_int_eq(apq_sleeper_arm(s, NULL, none), -EINVAL);
+	apq_sleeper_close(s);
+	apq_notifier_free(n);
+	free(w);
+}
+END_TEST
+
 static uint64_t seed_from_env(void)
 {
 	const char *s = getenv("APQ_SEED");
@@ -3371,6 +3482,8 @@ static Suite *unit_suite(void)
 	tcase_add_loop_test(tc, test_signals_do_not_end_waits, 0, 2);
 	tcase_add_test(tc, test_shared_notifier);
 	tcase_add_loop_test(tc, test_policy_transfer, 0, 4);
+	tcase_add_test(tc, test_consumer_arm);
+	tcase_add_test(tc, test_producer_arm);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("mode");
@@ -3380,6 +3493,7 @@ static Suite *unit_suite(void)
 	tcase_add_test(tc, test_mode_handshake);
 	tcase_add_test(tc, test_mode_threads);
 	tcase_add_loop_test(tc, test_mode_policies, 0, 5);
+	tcase_add_test(tc, test_sleeper_arm);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("corrupt");

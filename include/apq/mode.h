@@ -95,6 +95,20 @@ int apq_sleeper_wait(struct apq_sleeper *s, apq_has_work_fn has_work, void *arg,
 		     int64_t timeout_ns);
 
 /*
+ * For an event loop that blocks in its own poll(), on the notifier's file
+ * descriptor: announce SLEEPING and look for work once more, without
+ * blocking.  If there is none, the waker's next apq_waker_notify() wakes the
+ * descriptor.  The announcement lasts until the next apq_sleeper_wait() or
+ * apq_sleeper_arm(); work found meanwhile costs at most one spare wakeup.
+ *
+ * @return has_work's positive or negative answer (do not block: there is
+ *   work, or an error); 0: armed, block; -EINVAL (s or has_work NULL).
+ * Concurrency: the sleeper's own thread.
+ * Ordering: as apq_sleeper_wait().
+ */
+int apq_sleeper_arm(struct apq_sleeper *s, apq_has_work_fn has_work, void *arg);
+
+/*
  * Mark the word closed (the waker's apq_waker_peer() and apq_waker_notify()
  * then return -EPIPE) and free the sleeper.  NULL is a no-op.
  * Ordering: release: a waker that sees the word closed also sees everything

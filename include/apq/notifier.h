@@ -40,6 +40,21 @@ struct apq_notifier;
 int apq_notifier_futex(struct apq_notifier **out);
 
 /*
+ * For an event loop that polls the notifier's file descriptor (Xen:
+ * apq_notifier_xen_fd()): take the notifications pending on it without
+ * blocking, so that it stops being readable.  Then receive (or send) with
+ * timeout 0 until -EAGAIN, arm again (apq_consumer_arm(), apq_producer_arm()
+ * or apq_sleeper_arm()) and poll.
+ *
+ * @return 1 if notifications were pending, 0 if none (also for backends
+ *   without a descriptor, such as futex), or a negative errno; -EINVAL if n
+ *   is NULL.
+ * Concurrency: any thread; a thread blocked in an apq wait on the same
+ *   notifier takes the notifications itself.
+ */
+int apq_notifier_ack(struct apq_notifier *n);
+
+/*
  * Free a notifier.  NULL is a no-op.  Every endpoint, sleeper and waker that
  * uses it must have been detached or freed first.
  */

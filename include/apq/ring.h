@@ -201,6 +201,27 @@ ssize_t apq_peek(struct apq_consumer *c, const void **pkt, int64_t timeout_ns);
 int apq_release(struct apq_consumer *c);
 
 /*
+ * Event loops.  Instead of blocking in apq_recv(), a consumer may block in
+ * its own poll() on the notifier's file descriptor (Xen:
+ * apq_notifier_xen_fd()): receive with timeout 0 until -EAGAIN, then call
+ * apq_consumer_arm(); if it returns 0, poll; when the descriptor is
+ * readable, apq_notifier_ack() and receive again.  apq_consumer_arm()
+ * announces SLEEPING, so the producer notifies; without it the producer
+ * sees a consumer that polls and sends nothing.  A producer waiting for
+ * room does the same with apq_producer_arm().
+ *
+ * @return 0: armed, poll; 1: do not block (a packet is there, or room for
+ *   len bytes); -EPIPE (the peer is gone: for the consumer, once drained);
+ *   -EPROTO; -EINVAL; -EBUSY (as apq_recv() and apq_send()); -EMSGSIZE
+ *   (len > apq_packet_max()).
+ * Concurrency: the endpoint's thread.
+ * Ordering: as the blocking calls: a packet (or room) that arrives after
+ *   the call returned 0 makes the peer notify.
+ */
+int apq_consumer_arm(struct apq_consumer *c);
+int apq_producer_arm(struct apq_producer *p, size_t len);
+
+/*
  * Copy the endpoint's counters.  @return 0; -EINVAL if an argument is NULL.
  * Concurrency: any thread; see struct apq_stats.
  */
