@@ -4,7 +4,16 @@
 # also works on its own.
 set -eu
 
-APQ_PACKAGES="gcc g++ meson ninja-build pkg-config liburcu-dev check"
+# The library, its tests and the Xen backend (built when libxen-dev is there).
+APQ_PACKAGES="gcc g++ meson ninja-build pkg-config liburcu-dev check libxen-dev"
+# The queues apq-bench compares against, and gnuplot for its plots.  Both
+# quick-start commands install them, so that build/ is configured the same
+# whichever runs first.
+APQ_BENCH_PACKAGES="libck-dev dpdk-dev libreaderwriterqueue-dev iceoryx libiceoryx-binding-c-dev libboost-dev gnuplot-nox"
+# The xen suite boots Xen under QEMU; the hypervisor and dom0 kernel are
+# downloaded by the test itself, never installed.  (.ci/run uses it.)
+# shellcheck disable=SC2034
+APQ_XEN_TEST_PACKAGES="qemu-system-x86 cpio"
 
 apq_missing_packages() {
 	for pkg in "$@"; do
@@ -41,5 +50,5 @@ apq_build() {
 
 if [ "$(basename -- "$0")" = deps.sh ]; then
 	# shellcheck disable=SC2086
-	apq_install_packages $APQ_PACKAGES "$@"
+	apq_install_packages $APQ_PACKAGES $APQ_BENCH_PACKAGES "$@"
 fi

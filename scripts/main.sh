@@ -5,6 +5,6 @@ set -eu
 cd "$(dirname -- "$0")/.."
 . scripts/deps.sh
 # shellcheck disable=SC2086
-apq_install_packages $APQ_PACKAGES
+apq_install_packages $APQ_PACKAGES $APQ_BENCH_PACKAGES
 apq_build build
 exec build/examples/futex-demo "$@"

@@ -1,13 +1,14 @@
 #!/bin/sh
-# Builds apq and runs its unit and stress suites.  Extra arguments go to
-# `meson test` (e.g. --suite unit, or a test's name).
+# Builds apq and runs its unit, stress and bench suites (the xen suite, which
+# boots Xen under QEMU, runs in .ci/run).  Extra arguments go to `meson test`
+# instead (e.g. --suite unit, or a test's name).
 set -eu
 cd "$(dirname -- "$0")/.."
 . scripts/deps.sh
 # shellcheck disable=SC2086
-apq_install_packages $APQ_PACKAGES
+apq_install_packages $APQ_PACKAGES $APQ_BENCH_PACKAGES
 apq_build build
 if [ $# -eq 0 ]; then
-	set -- --suite unit --suite stress
+	set -- --suite unit --suite stress --suite bench
 fi
 meson test -C build --print-errorlogs "$@"
