@@ -57,7 +57,7 @@ template <size_t N>
 struct Pkt {
 	uint32_t len;
 	uint32_t spare;
-	const unsigned char *src;	// set only in a staged Pkt, never in one in the queue
+	const unsigned char *src;	// only in a staged Pkt, never in the queue
 	unsigned char data[N];
 
 	// In place in the queue (try_emplace): copy the bytes in.

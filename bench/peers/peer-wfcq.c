@@ -13,10 +13,12 @@
  * The return path
  *   The consumer copies a packet out, then cds_wfcq_enqueue()s its node on
  *   `free` (one xchg, as for the packet's own enqueue).  The producer takes
- *   nodes from `cache` without atomics; when `cache` runs dry it splices all
- *   of `free` into it at once (__cds_wfcq_splice_blocking: one xchg), so the
- *   return costs the producer one atomic per batch, not per packet.  With
- *   `cache` and `free` both empty the queue is full.
+ *   nodes from `cache`, which no other thread touches (a cmpxchg on its own
+ *   tail for the last node); when `cache` runs dry it splices all of `free`
+ *   into it at once (one xchg), so the return costs the producer one
+ *   contended atomic per batch, not per packet.  With `cache` and `free`
+ *   both empty (or the consumer's latest return half done) the queue is
+ *   full.
  *
  * Ordering
  *   cds_wfcq_enqueue() issues a full barrier before it links the node: the
@@ -28,16 +30,22 @@
  *
  * Variants
  *   busy-poll         one cds_wfcq_enqueue() per packet;
- *                     __cds_wfcq_dequeue_blocking() per packet.
+ *                     __cds_wfcq_dequeue_nonblocking() per packet.
  *   busy-poll-splice  the producer links a batch into a private queue and
  *                     splices it onto `q` (one xchg on q's tail per batch);
  *                     the consumer splices all of `q` into a private queue
- *                     and dequeues from that.
- *   "_blocking" means a dequeue or splice that meets a node whose enqueue is
- *   half done (tail swapped, link not yet stored) waits for the link: it
- *   spins, then sleeps 10 ms at a time in poll() (liburcu's
- *   CDS_WFCQ_WAIT_SLEEP).  That only happens when the enqueuer is preempted
- *   between two instructions.
+ *                     (__cds_wfcq_splice_nonblocking) and dequeues from that.
+ *
+ * Why _nonblocking
+ *   A dequeue or splice can meet an enqueue half done: the tail swapped, the
+ *   link to the new node not stored yet.  The _blocking calls then wait for
+ *   the link: 10 pauses, then poll() for 10 ms (WFCQ_ADAPT_ATTEMPTS,
+ *   WFCQ_WAIT).  Between two busy threads the link is a cross-core store
+ *   away, longer than 10 pauses on some CPUs: on this project's CI machine
+ *   the consumer slept in poll() often enough to use 23% of a core and show
+ *   a 10 ms p99.  The _nonblocking calls return CDS_WFCQ_WOULDBLOCK (with
+ *   the queue unchanged) instead, and we spin and retry like on an empty
+ *   queue: a busy-polling user's way to call wfcqueue.
  *
  * Copies: len bytes in, len bytes out.
  * Waits: both sides busy-poll; wfcqueue has no way to sleep on empty.
@@ -143,21 +151,28 @@ static int wfcq_open(void **out, const struct bench_variant *v,
 	return 0;
 }
 
-/* A free node for the producer, or NULL when all are in flight. */
+/* A free node for the producer, or NULL when all are in flight or the
+ * consumer's return of one is half done (try again). */
 static struct wfcq_pkt *wfcq_get(struct wfcq *q)
 {
 	struct cds_wfcq_node *node;
+	enum cds_wfcq_ret ret;
 
-	node = __cds_wfcq_dequeue_blocking(&q->cache_head, &q->cache_tail);
+	node = __cds_wfcq_dequeue_nonblocking(&q->cache_head, &q->cache_tail);
 	if (node == NULL) {
 		/* Take back everything the consumer has returned. */
-		if (__cds_wfcq_splice_blocking(&q->cache_head, &q->cache_tail,
-					       &q->free_head, &q->free_tail)
-		    == CDS_WFCQ_RET_SRC_EMPTY)
+		ret = __cds_wfcq_splice_nonblocking(&q->cache_head,
+						    &q->cache_tail,
+						    &q->free_head,
+						    &q->free_tail);
+		if (ret == CDS_WFCQ_RET_SRC_EMPTY ||
+		    ret == CDS_WFCQ_RET_WOULDBLOCK)
 			return NULL;
-		node = __cds_wfcq_dequeue_blocking(&q->cache_head,
-						   &q->cache_tail);
+		node = __cds_wfcq_dequeue_nonblocking(&q->cache_head,
+						      &q->cache_tail);
 	}
+	if (node == NULL || node == CDS_WFCQ_WOULDBLOCK)
+		return NULL;
 	return caa_container_of(node, struct wfcq_pkt, node);
 }
 
@@ -195,6 +210,7 @@ static int wfcq_send(void *qv, const struct iovec *pkts, unsigned int n)
 			cds_wfcq_enqueue(&q->q_head, &q->q_tail, &p->node);
 		i++;
 	}
+	/* Never waits: this thread made every link of the batch. */
 	if (q->splice && n > 1)
 		__cds_wfcq_splice_blocking(&q->q_head, &q->q_tail,
 					   &q->batch_head, &q->batch_tail);
@@ -202,25 +218,32 @@ static int wfcq_send(void *qv, const struct iovec *pkts, unsigned int n)
 	return (int)i;
 }
 
-/* The next packet for the consumer, or NULL when `q` is empty. */
+/* The next packet for the consumer, or NULL when `q` is empty or its
+ * newest enqueue is half done (try again). */
 static struct wfcq_pkt *wfcq_take(struct wfcq *q)
 {
 	struct cds_wfcq_node *node;
+	enum cds_wfcq_ret ret;
 
 	if (!q->splice) {
-		node = __cds_wfcq_dequeue_blocking(&q->q_head, &q->q_tail);
+		node = __cds_wfcq_dequeue_nonblocking(&q->q_head, &q->q_tail);
 	} else {
-		node = __cds_wfcq_dequeue_blocking(&q->local_head,
-						   &q->local_tail);
-		if (node == NULL &&
-		    __cds_wfcq_splice_blocking(&q->local_head, &q->local_tail,
-					       &q->q_head, &q->q_tail)
-		    != CDS_WFCQ_RET_SRC_EMPTY)
-			node = __cds_wfcq_dequeue_blocking(&q->local_head,
-							   &q->local_tail);
+		node = __cds_wfcq_dequeue_nonblocking(&q->local_head,
+						      &q->local_tail);
+		if (node == NULL) {
+			ret = __cds_wfcq_splice_nonblocking(&q->local_head,
+							    &q->local_tail,
+							    &q->q_head,
+							    &q->q_tail);
+			if (ret != CDS_WFCQ_RET_SRC_EMPTY &&
+			    ret != CDS_WFCQ_RET_WOULDBLOCK)
+				node = __cds_wfcq_dequeue_nonblocking(
+					&q->local_head, &q->local_tail);
+		}
 	}
-	return node == NULL ? NULL :
-	       caa_container_of(node, struct wfcq_pkt, node);
+	if (node == NULL || node == CDS_WFCQ_WOULDBLOCK)
+		return NULL;
+	return caa_container_of(node, struct wfcq_pkt, node);
 }
 
 static int wfcq_recv(void *qv, struct iovec *bufs, unsigned int n)

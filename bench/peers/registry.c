@@ -14,7 +14,7 @@
 
 #if !defined(HAVE_CK) || !defined(HAVE_DPDK) || !defined(HAVE_WFCQ) || \
 	!defined(HAVE_MOODYCAMEL) || !defined(HAVE_CXX)
-#error "bench/peers/meson.build defines HAVE_CK, HAVE_DPDK, HAVE_WFCQ, HAVE_MOODYCAMEL and HAVE_CXX"
+#error "compile with bench_peer_c_args (bench/peers/meson.build): HAVE_*"
 #endif
 
 const struct bench_impl *const bench_peer_impls[] = {
@@ -42,7 +42,8 @@ const struct bench_missing bench_peer_missing[] = {
 	{ "ck_ring", "libck-dev not installed (ck_ring.h)" },
 #endif
 #if !HAVE_DPDK
-	{ "rte_ring", "dpdk-dev not installed (rte_ring.h, librte_ring, librte_eal)" },
+	{ "rte_ring",
+	  "dpdk-dev not installed (rte_ring.h, librte_ring, librte_eal)" },
 #endif
 #if !HAVE_WFCQ
 	{ "wfcqueue", "liburcu-dev not installed (urcu/wfcqueue.h)" },
@@ -50,7 +51,8 @@ const struct bench_missing bench_peer_missing[] = {
 #if !HAVE_MOODYCAMEL && !HAVE_CXX
 	{ "moodycamel", "no C++ compiler" },
 #elif !HAVE_MOODYCAMEL
-	{ "moodycamel", "libreaderwriterqueue-dev not installed (readerwriterqueue/readerwriterqueue.h)" },
+	{ "moodycamel", "libreaderwriterqueue-dev not installed "
+	  "(readerwriterqueue/readerwriterqueue.h)" },
 #endif
 	{ NULL, NULL }
 };
