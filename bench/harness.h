@@ -195,6 +195,9 @@ struct row {
 	const char *wake_src;	/* "stats", "futex" or "unknown" */
 	double futex_wpp;	/* futex wake syscalls per packet, both
 				 * sides, from the tracepoint; NAN unknown */
+	double futex_cpp;	/* all futex syscalls per packet, both sides */
+	double csleep, psleep;	/* times each side blocked, per packet (if
+				 * the queue counts them) */
 	double ccpu, pcpu;	/* CPU seconds per second */
 	double runq;		/* run-queue wait of both sides, s per s */
 	double steal, other_cpu;

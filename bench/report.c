@@ -73,11 +73,12 @@ static bool run_failed(const struct row *row, const struct run_result *r)
 void row_summarise(struct row *row)
 {
 	unsigned int n = row->n_runs, i;
-	double *v = calloc(n ? n : 1, sizeof(*v) * 12);
+	double *v = calloc(n ? n : 1, sizeof(*v) * 15);
 	double *pps = v, *wpp = v + n, *swpp = v + 2 * n, *fw = v + 3 * n,
 	       *cc = v + 4 * n, *pc = v + 5 * n, *rq = v + 6 * n,
 	       *p50 = v + 7 * n, *p99 = v + 8 * n, *p999 = v + 9 * n,
-	       *st = v + 10 * n, *oc = v + 11 * n;
+	       *st = v + 10 * n, *oc = v + 11 * n, *cs = v + 12 * n,
+	       *ps = v + 13 * n, *fc = v + 14 * n;
 	bool have_futex = true;
 
 	row->failed = !row->skipped && n == 0;
@@ -112,6 +113,11 @@ void row_summarise(struct row *row)
 		fw[i] = have_futex ? per((double)(r->pm.futex_wakes +
 						  r->cm.futex_wakes), pk)
 				   : NAN;
+		fc[i] = have_futex ? per((double)(r->pm.futex_calls +
+						  r->cm.futex_calls), pk)
+				   : NAN;
+		cs[i] = per((double)r->cons.sleeps, pk);
+		ps[i] = per((double)r->prod.sleeps, pk);
 		cc[i] = per((double)r->cm.cpu_ns, (double)r->cm.wall_ns);
 		pc[i] = per((double)r->pm.cpu_ns, (double)r->pm.wall_ns);
 		wall = (double)(r->pm.wall_ns > r->cm.wall_ns ? r->pm.wall_ns
@@ -137,6 +143,9 @@ void row_summarise(struct row *row)
 	row->wpp = median(wpp, n);
 	row->swpp = median(swpp, n);
 	row->futex_wpp = median(fw, n);
+	row->futex_cpp = median(fc, n);
+	row->csleep = median(cs, n);
+	row->psleep = median(ps, n);
 	row->ccpu = median(cc, n);
 	row->pcpu = median(pc, n);
 	row->runq = median(rq, n);
@@ -146,7 +155,8 @@ void row_summarise(struct row *row)
 	row->steal = median(st, n);
 	row->other_cpu = median(oc, n);
 	if (row->sc->kind == SCEN_IDLE)
-		row->wpp = row->swpp = row->futex_wpp = NAN;
+		row->wpp = row->swpp = row->futex_wpp = row->futex_cpp =
+			row->csleep = row->psleep = NAN;
 	free(v);
 }
 
@@ -722,6 +732,7 @@ static void json_num(FILE *f, const char *key, double x)
 static void json_row(FILE *f, const struct row *r, const struct report_info *ri)
 {
 	char prob[96];
+	unsigned int i;
 
 	fprintf(f, "  {");
 	json_str(f, "impl", r->impl);
@@ -760,7 +771,18 @@ static void json_row(FILE *f, const struct row *r, const struct report_info *ri)
 	json_num(f, "runq_wait", r->skipped ? NAN : r->runq);
 	json_num(f, "steal", r->skipped ? NAN : r->steal);
 	json_num(f, "other_cpu", r->skipped ? NAN : r->other_cpu);
-	fprintf(f, ", \"runs\": %u", r->n_runs);
+	fprintf(f, ", \"runs\": %u, \"pps_runs\": [", r->n_runs);
+	for (i = 0; i < r->n_runs; i++) {
+		const struct run_result *u = &r->runs[i];
+
+		fprintf(f, "%s%.6g", i ? ", " : "", u->t_ns > 0
+			? (double)u->received * NS_PER_SEC / (double)u->t_ns
+			: 0.0);
+	}
+	fprintf(f, "]");
+	json_num(f, "consumer_sleeps_per_pkt", r->skipped ? NAN : r->csleep);
+	json_num(f, "producer_sleeps_per_pkt", r->skipped ? NAN : r->psleep);
+	json_num(f, "futex_calls_per_pkt", r->skipped ? NAN : r->futex_cpp);
 	json_num(f, "duration", (double)r->duration_ns / NS_PER_SEC);
 	fprintf(f, ", \"packets_offered\": %" PRIu64 ", \"packets_arrived\": %"
 		PRIu64 ", \"packets_bad\": %" PRIu64 ", \"rescues\": %" PRIu64
