@@ -60,8 +60,8 @@ static int consumer_refresh(struct apq_consumer *c)
  * Find the packet at the cursor, passing pads.  @return its length with
  * *payload and *rec (its record size) set; -EAGAIN (none yet); -EPROTO.
  */
-static ssize_t consumer_next(struct apq_consumer *c,
-			     const unsigned char **payload, uint32_t *rec)
+static ssize_t consumer_next_slow(struct apq_consumer *c,
+				  const unsigned char **payload, uint32_t *rec)
 {
 	for (;;) {
 		uint32_t avail = c->prod_cache - c->cons;
@@ -99,6 +99,40 @@ static ssize_t consumer_next(struct apq_consumer *c,
 		*rec = size;
 		return len;
 	}
+}
+
+/*
+ * consumer_next_slow(), with the common case inline: a packet record,
+ * already published as far as our cached view of the producer's index
+ * knows.  The header is fetched once and validated in full before use; when
+ * the fast path declines (no cached data, a pad, anything invalid), its
+ * look decides only which path runs, and the slow path fetches and
+ * validates afresh.
+ */
+static inline ssize_t consumer_next(struct apq_consumer *c,
+				    const unsigned char **payload,
+				    uint32_t *rec)
+{
+	uint32_t avail = c->prod_cache - c->cons;
+	uint32_t pos = c->cons & (c->size - 1);
+	uint64_t header;
+	uint32_t len, size;
+
+	if (apq_likely(avail)) {
+		header = apq_load_once((uint64_t *)(c->ring + pos));
+		len = (uint32_t)header;
+		if (apq_likely((uint32_t)(header >> 32) == REC_TAG_PACKET &&
+			       len <= c->size - REC_HEADER)) {
+			size = rec_size(len);
+			if (apq_likely(size <= avail &&
+				       size <= c->size - pos)) {
+				*payload = c->ring + pos + REC_HEADER;
+				*rec = size;
+				return len;
+			}
+		}
+	}
+	return consumer_next_slow(c, payload, rec);
 }
 
 /*
@@ -144,19 +178,16 @@ static int consumer_has_data(void *arg)
 	return c->prod_cache != c->cons ? 1 : -EPIPE;
 }
 
+/* No packet at the cursor: give back what was passed, wait, look again. */
 static ssize_t consumer_wait(struct apq_consumer *c,
 			     const unsigned char **payload, uint32_t *rec,
 			     int64_t timeout_ns)
 {
-	int64_t deadline = 0;
-	bool deadline_set = false;
+	int64_t deadline = apq_deadline(timeout_ns);
 	ssize_t len;
 	int r;
 
-	for (;;) {
-		len = consumer_next(c, payload, rec);
-		if (len != -EAGAIN)
-			return len;
+	do {
 		/* Give passed pads back, unless peeked packets hold the
 		 * release back anyway. */
 		if (c->peeked == 0 && c->cons != c->released) {
@@ -164,15 +195,25 @@ static ssize_t consumer_wait(struct apq_consumer *c,
 			if (r)
 				return r;
 		}
-		if (!deadline_set) {
-			deadline = apq_deadline(timeout_ns);
-			deadline_set = true;
-		}
 		r = apq_sleeper_wait_until(&c->sleeper, consumer_has_data, c,
 					   deadline);
 		if (r < 0)
 			return consumer_fail(c, r);
-	}
+		len = consumer_next(c, payload, rec);
+	} while (len == -EAGAIN);
+	return len;
+}
+
+/* The next packet, waiting for it as timeout_ns allows. */
+static inline ssize_t consumer_get(struct apq_consumer *c,
+				   const unsigned char **payload,
+				   uint32_t *rec, int64_t timeout_ns)
+{
+	ssize_t len = consumer_next(c, payload, rec);
+
+	if (apq_unlikely(len == -EAGAIN))
+		len = consumer_wait(c, payload, rec, timeout_ns);
+	return len;
 }
 
 static int consumer_begin(const struct apq_consumer *c, const void *buf,
@@ -202,10 +243,10 @@ APQ_EXPORT ssize_t apq_recv(struct apq_consumer *c, void *buf, size_t cap,
 
 	if (r)
 		return r;
-	len = consumer_wait(c, &payload, &rec, timeout_ns);
-	if (len < 0)
+	len = consumer_get(c, &payload, &rec, timeout_ns);
+	if (apq_unlikely(len < 0))
 		return len;
-	if ((size_t)len > cap) {
+	if (apq_unlikely((size_t)len > cap)) {
 		if (c->cons != c->released) {
 			r = consumer_publish(c);
 			if (r)
@@ -213,8 +254,7 @@ APQ_EXPORT ssize_t apq_recv(struct apq_consumer *c, void *buf, size_t cap,
 		}
 		return -EMSGSIZE;
 	}
-	if (len)
-		memcpy(buf, payload, (size_t)len);
+	apq_copy(buf, payload, (size_t)len);
 	consumer_take(c, rec, len);
 	/* The packet is the caller's now: a failed check is the next call's
 	 * to report. */
@@ -238,13 +278,12 @@ APQ_EXPORT int apq_recv_burst(struct apq_consumer *c, struct iovec *bufs,
 	r = consumer_begin(c, bufs[0].iov_base, bufs[0].iov_len);
 	if (r)
 		return r;
-	len = consumer_wait(c, &payload, &rec, timeout_ns);
+	len = consumer_get(c, &payload, &rec, timeout_ns);
 	for (i = 0; i < n && len >= 0; i++) {
 		if ((size_t)len > bufs[i].iov_len ||
 		    (!bufs[i].iov_base && bufs[i].iov_len))
 			break;
-		if (len)
-			memcpy(bufs[i].iov_base, payload, (size_t)len);
+		apq_copy(bufs[i].iov_base, payload, (size_t)len);
 		bufs[i].iov_len = (size_t)len;
 		consumer_take(c, rec, len);
 		if (i + 1 < n)
@@ -284,7 +323,7 @@ APQ_EXPORT ssize_t apq_peek(struct apq_consumer *c, const void **pkt,
 		return -EINVAL;
 	if (c->err)
 		return c->err;
-	len = consumer_wait(c, &payload, &rec, timeout_ns);
+	len = consumer_get(c, &payload, &rec, timeout_ns);
 	if (len < 0)
 		return len;
 	*pkt = payload;

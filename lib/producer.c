@@ -72,6 +72,14 @@ static uint32_t producer_free(const struct apq_producer *p)
 	return p->size - (p->prod - p->cons_cache);
 }
 
+/* The fast path: the record fits before the ring's end, in the space our
+ * cached copy of the consumer's index already shows. */
+static inline bool producer_fits(const struct apq_producer *p, uint32_t rec)
+{
+	return rec <= p->size - (p->prod & (p->size - 1)) &&
+	       rec <= producer_free(p);
+}
+
 /*
  * Make room for a record of rec bytes at p->prod, first writing (not
  * publishing) a pad if the record must start over at offset 0.
@@ -185,8 +193,7 @@ static void producer_put(struct apq_producer *p, const void *pkt, size_t len)
 {
 	uint32_t pos = p->prod & (p->size - 1);
 
-	if (len)
-		memcpy(p->ring + pos + REC_HEADER, pkt, len);
+	apq_copy(p->ring + pos + REC_HEADER, pkt, len);
 	apq_store_once((uint64_t *)(p->ring + pos),
 		       rec_header((uint32_t)len, REC_TAG_PACKET));
 	p->prod += rec_size((uint32_t)len);
@@ -198,12 +205,16 @@ APQ_EXPORT int apq_send(struct apq_producer *p, const void *pkt, size_t len,
 			int64_t timeout_ns)
 {
 	int r = producer_begin(p, pkt, len);
+	uint32_t rec;
 
-	if (r)
+	if (apq_unlikely(r))
 		return r;
-	r = producer_wait_room(p, rec_size((uint32_t)len), timeout_ns);
-	if (r)
-		return r;
+	rec = rec_size((uint32_t)len);
+	if (apq_unlikely(!producer_fits(p, rec))) {
+		r = producer_wait_room(p, rec, timeout_ns);
+		if (r)
+			return r;
+	}
 	producer_put(p, pkt, len);
 	return producer_publish(p);
 }
@@ -228,9 +239,12 @@ APQ_EXPORT int apq_send_burst(struct apq_producer *p, const struct iovec *pkts,
 	producer_put(p, pkts[0].iov_base, pkts[0].iov_len);
 	for (i = 1; i < n; i++) {
 		size_t len = pkts[i].iov_len;
+		uint32_t rec;
 
-		if (len > p->size - REC_HEADER || (!pkts[i].iov_base && len) ||
-		    producer_room(p, rec_size((uint32_t)len)))
+		if (len > p->size - REC_HEADER || (!pkts[i].iov_base && len))
+			break;
+		rec = rec_size((uint32_t)len);
+		if (!producer_fits(p, rec) && producer_room(p, rec))
 			break;
 		producer_put(p, pkts[i].iov_base, len);
 	}
