@@ -4,7 +4,7 @@
  *   A2 (consumer_refresh) / R1 (producer_publish): records before the index.
  *   R2 (consumer_publish) / A3 (producer_refresh): space is reused only after
  *       our reads of it.
- *   B1 (in apq_sleeper_wait_until) / B2 (in apq_waker_check): no lost wakeup.
+ *   B1 (in sleeper_announce) / B2 (in apq_waker_check): no lost wakeup.
  */
 #include <errno.h>
 #include <stdint.h>

@@ -122,7 +122,7 @@ static inline int apq_waker_check(struct apq_waker *wk)
 {
 	uint64_t m, episode;
 
-	/* B2: pairs with B1 in apq_sleeper_wait_until(): either the sleeper's
+	/* B2: pairs with B1 in sleeper_announce(): either the sleeper's
 	 * re-check sees what we published before this call, or we see its
 	 * SLEEPING announcement below.  ALWAYS_NOTIFY needs no barrier: it
 	 * wakes whatever it reads, and A1 orders its bump. */

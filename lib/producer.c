@@ -4,7 +4,7 @@
  *   R1 (producer_publish) / A2 (consumer_refresh): records before the index.
  *   A3 (producer_refresh) / R2 (consumer_publish): space is reused only after
  *       the consumer's reads of it.
- *   B2 (in apq_waker_check) / B1 (in apq_sleeper_wait_until): no lost wakeup.
+ *   B2 (in apq_waker_check) / B1 (in sleeper_announce): no lost wakeup.
  */
 #include <errno.h>
 #include <stdbool.h>
