@@ -59,9 +59,11 @@ static int consumer_refresh(struct apq_consumer *c)
 /*
  * Find the packet at the cursor, passing pads.  @return its length with
  * *payload and *rec (its record size) set; -EAGAIN (none yet); -EPROTO.
+ * Inline: it is most of every receive.
  */
-static ssize_t consumer_next_slow(struct apq_consumer *c,
-				  const unsigned char **payload, uint32_t *rec)
+static inline ssize_t consumer_next(struct apq_consumer *c,
+				    const unsigned char **payload,
+				    uint32_t *rec)
 {
 	for (;;) {
 		uint32_t avail = c->prod_cache - c->cons;
@@ -69,7 +71,7 @@ static ssize_t consumer_next_slow(struct apq_consumer *c,
 		uint64_t header;
 		int r;
 
-		if (avail == 0) {
+		if (apq_unlikely(avail == 0)) {
 			r = consumer_refresh(c);
 			if (r)
 				return r;
@@ -84,55 +86,20 @@ static ssize_t consumer_next_slow(struct apq_consumer *c,
 		header = apq_load_once((uint64_t *)(c->ring + pos));
 		len = (uint32_t)header;
 		tag = (uint32_t)(header >> 32);
-		if (len > c->size - REC_HEADER)
+		if (apq_unlikely(len > c->size - REC_HEADER))
 			return consumer_fail(c, -EPROTO);
 		size = rec_size(len);
-		if (size > to_end || size > avail)
+		if (apq_unlikely(size > to_end || size > avail))
 			return consumer_fail(c, -EPROTO);
-		if (tag == REC_TAG_PAD && size == to_end) {
-			c->cons += size;
-			continue;
+		if (apq_likely(tag == REC_TAG_PACKET)) {
+			*payload = c->ring + pos + REC_HEADER;
+			*rec = size;
+			return len;
 		}
-		if (tag != REC_TAG_PACKET)
+		if (tag != REC_TAG_PAD || size != to_end)
 			return consumer_fail(c, -EPROTO);
-		*payload = c->ring + pos + REC_HEADER;
-		*rec = size;
-		return len;
+		c->cons += size;
 	}
-}
-
-/*
- * consumer_next_slow(), with the common case inline: a packet record,
- * already published as far as our cached view of the producer's index
- * knows.  The header is fetched once and validated in full before use; when
- * the fast path declines (no cached data, a pad, anything invalid), its
- * look decides only which path runs, and the slow path fetches and
- * validates afresh.
- */
-static inline ssize_t consumer_next(struct apq_consumer *c,
-				    const unsigned char **payload,
-				    uint32_t *rec)
-{
-	uint32_t avail = c->prod_cache - c->cons;
-	uint32_t pos = c->cons & (c->size - 1);
-	uint64_t header;
-	uint32_t len, size;
-
-	if (apq_likely(avail)) {
-		header = apq_load_once((uint64_t *)(c->ring + pos));
-		len = (uint32_t)header;
-		if (apq_likely((uint32_t)(header >> 32) == REC_TAG_PACKET &&
-			       len <= c->size - REC_HEADER)) {
-			size = rec_size(len);
-			if (apq_likely(size <= avail &&
-				       size <= c->size - pos)) {
-				*payload = c->ring + pos + REC_HEADER;
-				*rec = size;
-				return len;
-			}
-		}
-	}
-	return consumer_next_slow(c, payload, rec);
 }
 
 /*
