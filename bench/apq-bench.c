@@ -333,29 +333,33 @@ static int table_add(struct table *t, const struct row *r)
 	return 0;
 }
 
-static int add_thread_rows(struct table *t, const struct bench_impl *im,
-			   const struct options *o)
+/*
+ * Add a row for every selected scenario of `processes` processes and every
+ * selected variant of one queue; `proto` carries the queue's own fields.
+ * Zero-copy scenarios only where the queue has zero copy.
+ */
+static int add_rows(struct table *t, const struct row *proto,
+		    const struct bench_variant *variants, size_t n_variants,
+		    unsigned int processes, bool zero_copy,
+		    const struct options *o)
 {
 	size_t v, s;
 
-	if (!listed(o->impls, im->name))
+	if (!listed(o->impls, proto->impl))
 		return 0;
 	for (s = 0; s < N_SCENARIOS; s++) {
 		const struct scenario *sc = &scenarios[s];
 
-		if (sc->processes != 1 || !scen_selected(o, sc))
+		if (sc->processes != processes || !scen_selected(o, sc) ||
+		    (sc->zero_copy && !zero_copy))
 			continue;
-		for (v = 0; v < im->n_variants; v++) {
-			struct row r = {
-				.impl = im->name,
-				.variant = &im->variants[v],
-				.sc = sc,
-				.tim = im,
-				.counts_wakeups = im->counts_wakeups,
-			};
+		for (v = 0; v < n_variants; v++) {
+			struct row r = *proto;
 
-			if (!listed(o->policies, im->variants[v].name))
+			if (!listed(o->policies, variants[v].name))
 				continue;
+			r.variant = &variants[v];
+			r.sc = sc;
 			row_plan(&r, o);
 			if (table_add(t, &r))
 				return -ENOMEM;
@@ -364,39 +368,30 @@ static int add_thread_rows(struct table *t, const struct bench_impl *im,
 	return 0;
 }
 
+static int add_thread_rows(struct table *t, const struct bench_impl *im,
+			   const struct options *o)
+{
+	struct row proto = {
+		.impl = im->name,
+		.tim = im,
+		.counts_wakeups = im->counts_wakeups,
+	};
+
+	return add_rows(t, &proto, im->variants, im->n_variants, 1, false, o);
+}
+
 static int add_xproc_rows(struct table *t, const struct bench_xproc_impl *im,
 			  const struct options *o)
 {
-	size_t v, s;
+	struct row proto = {
+		.impl = im->name,
+		.xim = im,
+		.counts_wakeups = im->counts_wakeups,
+	};
+	bool zero_copy = im->loan && im->publish && im->take && im->give_back;
 
-	if (!listed(o->impls, im->name))
-		return 0;
-	for (s = 0; s < N_SCENARIOS; s++) {
-		const struct scenario *sc = &scenarios[s];
-
-		if (sc->processes != 2 || !scen_selected(o, sc))
-			continue;
-		/* Zero copy only where the queue has it. */
-		if (sc->zero_copy && !(im->loan && im->publish && im->take &&
-				       im->give_back))
-			continue;
-		for (v = 0; v < im->n_variants; v++) {
-			struct row r = {
-				.impl = im->name,
-				.variant = &im->variants[v],
-				.sc = sc,
-				.xim = im,
-				.counts_wakeups = im->counts_wakeups,
-			};
-
-			if (!listed(o->policies, im->variants[v].name))
-				continue;
-			row_plan(&r, o);
-			if (table_add(t, &r))
-				return -ENOMEM;
-		}
-	}
-	return 0;
+	return add_rows(t, &proto, im->variants, im->n_variants, 2, zero_copy,
+			o);
 }
 
 static int rows_build(struct table *t, const struct options *o)
