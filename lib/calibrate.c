@@ -34,6 +34,7 @@ static void ball_wait_for(uint32_t value)
 {
 	uint32_t seen;
 
+	/* Pairs with the release in ball_set(). */
 	while ((seen = apq_load_acquire(&ball)) != value)
 		futex_async((int32_t *)&ball, FUTEX_WAIT, (int32_t)seen, NULL,
 			    NULL, 0);
@@ -41,7 +42,7 @@ static void ball_wait_for(uint32_t value)
 
 static void ball_set(uint32_t value)
 {
-	apq_store_release(&ball, value);
+	apq_store_release(&ball, value);	/* pairs with ball_wait_for() */
 	futex_async((int32_t *)&ball, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
