@@ -90,7 +90,7 @@ static int ping_sweep(const char *addr, long first, long last)
 	int64_t sent_at[WINDOW] = { 0 }, t0 = now_ms();
 	long slot_size[WINDOW];
 	bool busy[WINDOW] = { false };
-	int fd;
+	int fd, rcvbuf = 4 << 20;
 
 	if (first < 0 || last > PAYLOAD_MAX || first > last || total > 65536) {
 		fprintf(stderr, "netcheck: sizes from 0 to %d, at most 65536 "
@@ -104,6 +104,13 @@ static int ping_sweep(const char *addr, long first, long last)
 	fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
 	if (fd < 0)
 		return fail("raw ICMP socket (needs root)");
+	/* Room for a whole window of the largest replies, should this
+	 * process be slow to read (under emulation, say): a full socket
+	 * buffer would drop replies and fake a loss on the link. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf,
+		       sizeof(rcvbuf)) < 0 &&
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0)
+		return fail("SO_RCVBUF");
 
 	while (done < total) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };

@@ -4,16 +4,19 @@
 # boot-xen.sh - run static test programs in dom0 of a real Xen hypervisor,
 # booted under qemu-system-x86_64 (software emulation: no KVM needed).
 #
-# Usage: boot-xen.sh CACHE_DIR WORK_DIR PROGRAM [PROGRAM...]
+# Usage: boot-xen.sh CACHE_DIR WORK_DIR [--file=FILE...] PROGRAM [PROGRAM...]
 #
 #   CACHE_DIR  where the hypervisor, dom0 kernel, its Xen modules and busybox
 #              are kept between runs.  They come from Debian packages fetched
 #              with `apt-get download` (never installed on the host) the first
 #              time, and again only when apt's candidate version changes.
 #   WORK_DIR   scratch space: the initramfs, the serial log (serial.log).
-#   PROGRAM    statically linked programs; dom0's /init runs them in order as
-#              root, with /dev/xen/{evtchn,gntalloc,gntdev} present, then
-#              powers the machine off.
+#   FILE       copied to /tests beside the programs, not run: what a
+#              program needs (a script it calls, a static helper).
+#   PROGRAM    statically linked programs, or scripts for busybox sh;
+#              dom0's /init runs them in order as root, with
+#              /dev/xen/{evtchn,gntalloc,gntdev} and /dev/net/tun present,
+#              then powers the machine off.
 #
 # Each program must print a line "APQ-XEN-RESULT: PASS ..." or
 # "APQ-XEN-RESULT: FAIL ...".  The run passes (exit 0) only if the serial log
@@ -45,12 +48,21 @@ me=${0##*/}
 die() { echo "$me: error: $*" >&2; exit 1; }
 skip() { echo "$me: skipped: $*" >&2; exit 77; }
 
-[ $# -ge 3 ] || { echo "usage: $me CACHE_DIR WORK_DIR PROGRAM [PROGRAM...]" >&2; exit 2; }
+[ $# -ge 3 ] || { echo "usage: $me CACHE_DIR WORK_DIR [--file=FILE...] PROGRAM [PROGRAM...]" >&2; exit 2; }
 cache=$1
 work=$2
 shift 2
 timeout_s=${APQ_XEN_TIMEOUT:-600}
+extra=()
+while [ $# -gt 0 ] && [[ $1 == --file=* ]]; do
+	extra+=("${1#--file=}")
+	shift
+done
+[ $# -ge 1 ] || die "no program to run"
 
+for p in "${extra[@]}"; do
+	[ -f "$p" ] || die "file '$p' is not there"
+done
 for p in "$@"; do
 	[ -f "$p" ] && [ -x "$p" ] || die "program '$p' is not an executable file"
 	# A dynamically linked program would find no libraries in the initramfs.
@@ -93,7 +105,11 @@ for p in $xpkg "$kpkg" $bpkg; do
 done
 
 files=$cache/files
-mods="xen-evtchn xen-gntalloc xen-gntdev"
+# Modules, by their path under the kernel's kernel/drivers/, loaded in
+# this order: the Xen devices, then TAP devices (the netback test).
+modpaths="xen/xen-evtchn xen/xen-gntalloc xen/xen-gntdev net/tun"
+mods=
+for m in $modpaths; do mods="$mods${mods:+ }${m##*/}"; done
 have_all() {
 	local f
 	for f in xen vmlinuz busybox $(for m in $mods; do echo "$m.ko"; done); do
@@ -133,13 +149,14 @@ else
 	# Modules live in lib/modules, or usr/lib/modules on merged-/usr.
 	dpkg-deb --fsys-tarfile "$(deb "$kpkg")" |
 		tar -x -C "$x" --wildcards "./boot/vmlinuz-$kver" \
-			"./*lib/modules/$kver/kernel/drivers/xen/xen-*" ||
-		die "$kpkg holds no boot/vmlinuz-$kver or Xen modules"
+			$(for m in $modpaths; do echo "./*lib/modules/$kver/kernel/drivers/$m.ko*"; done) ||
+		die "$kpkg holds no boot/vmlinuz-$kver or not all of these modules: $modpaths"
 	cp "$x/boot/vmlinuz-$kver" "$cache/files.new/vmlinuz"
-	xendrv=$(find "$x" -type d -path "*/modules/$kver/kernel/drivers/xen" | head -n1)
-	[ -n "$xendrv" ] || die "$kpkg holds no kernel/drivers/xen directory"
-	for m in $mods; do
-		src=$xendrv/$m
+	drv=$(find "$x" -type d -path "*/modules/$kver/kernel/drivers" | head -n1)
+	[ -n "$drv" ] || die "$kpkg holds no kernel/drivers directory"
+	for mp in $modpaths; do
+		m=${mp##*/}
+		src=$drv/$mp
 		# busybox insmod loads plain .ko only: decompress here if the
 		# kernel package ships compressed modules.
 		if [ -f "$src.ko" ]; then
@@ -149,7 +166,7 @@ else
 		elif [ -f "$src.ko.zst" ]; then
 			zstd -dqc "$src.ko.zst" >"$cache/files.new/$m.ko" || die "cannot unzstd $m.ko.zst"
 		else
-			die "$kpkg holds no $m.ko (nor .ko.xz, .ko.zst): is CONFIG_XEN_* still =m?"
+			die "$kpkg holds no $mp.ko (nor .ko.xz, .ko.zst): is it still built as a module?"
 		fi
 	done
 	dpkg-deb --fsys-tarfile "$(deb $bpkg)" | tar -x -C "$x" ./bin/busybox ||
@@ -163,15 +180,21 @@ else
 fi
 
 # ---------------------------------------------------------------------------
-# 2. The initramfs: busybox, /init, the three modules, the programs.
+# 2. The initramfs: busybox, /init, the modules, the programs and files.
 # ---------------------------------------------------------------------------
 
 root=$work/initramfs
 rm -rf "$root"
-mkdir -p "$root/bin" "$root/lib/modules" "$root/tests" "$root/proc" "$root/sys" "$root/dev"
+mkdir -p "$root/bin" "$root/lib/modules" "$root/tests" "$root/proc" "$root/sys" "$root/dev" \
+	"$root/run" "$root/tmp"
 install -m 0755 "$files/busybox" "$root/bin/busybox"
 for m in $mods; do
 	install -m 0644 "$files/$m.ko" "$root/lib/modules/$m.ko"
+done
+for p in "${extra[@]}"; do
+	b=${p##*/}
+	[ ! -e "$root/tests/$b" ] || die "two files named $b"
+	install -m 0755 "$p" "$root/tests/$b"
 done
 progs=""
 for p in "$@"; do
@@ -199,6 +222,7 @@ esac
 	echo '	[ -c /dev/xen/evtchn ] && [ -c /dev/xen/gntalloc ] && [ -c /dev/xen/gntdev ] && break'
 	echo '	sleep 0.2'
 	echo 'done'
+	echo '[ -c /dev/net/tun ] || { mkdir -p /dev/net && mknod /dev/net/tun c 10 200; }'
 	echo 'echo "APQ-XEN-INIT: $(ls /dev/xen | tr "\n" " ")"'
 	if [ -n "${APQ_SEED:-}" ]; then
 		echo "export APQ_SEED=$APQ_SEED"
