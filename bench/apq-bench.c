@@ -81,16 +81,18 @@ struct preset {
 	double xproc_paced_s;	/* two processes, paced: enough round trips
 				 * for a p99 */
 	double warmup_s;	/* both CPUs busy before the first run */
+	double netback_s;	/* per iperf3 run of the netback section */
+	unsigned int netback_rep;
 };
 
 static const struct preset presets[] = {
 	/* The default, and what the README's first command runs. */
-	{ "quick", 0.15, 0.3, 0.5, 0.3, 3, 1, 1, 1, NULL, 1.0, 1.0 },
-	{ "full", 0.5, 1.0, 1.0, 1.0, 5, 3, 2, 3, NULL, 2.0, 2.0 },
+	{ "quick", 0.15, 0.3, 0.5, 0.3, 3, 1, 1, 1, NULL, 1.0, 1.0, 3.0, 1 },
+	{ "full", 0.5, 1.0, 1.0, 1.0, 5, 3, 2, 3, NULL, 2.0, 2.0, 5.0, 3 },
 	/* For the test suite: a few seconds, every kind of row. */
 	{ "smoke", 0.05, 0.1, 0.2, 0.1, 1, 1, 1, 1,
 	  "single-64,burst32-8,load-10k,idle,x-stream-8,x-stream-64k-zc,"
-	  "x-pingpong", 0.1, 0 },
+	  "x-pingpong,netback-tcp", 0.1, 0, 1.0, 1 },
 };
 
 /* ---- options ---- */
@@ -106,6 +108,10 @@ struct options {
 	bool plots;
 	bool list;
 };
+
+/* The netback section's rows, at most: configurations x loads. */
+#define NETBACK_ROWS	16
+
 
 /* Whether name is an item of the comma-separated list (NULL: everything). */
 static bool listed(const char *list, const char *name)
@@ -143,7 +149,7 @@ static void usage(FILE *f)
 		"usage: apq-bench [--quick | --full | --smoke] [--json FILE]\n"
 		"                 [--impl LIST] [--policy LIST] [--scenario LIST]\n"
 		"                 [--duration S] [--repeat N] [--ring BYTES]\n"
-		"                 [--no-plots] [--self-check] [--list]\n"
+		"                 [--netback] [--no-plots] [--self-check] [--list]\n"
 		"\n"
 		"Compares apq's wakeup policies with each other and with other\n"
 		"queues: throughput, wakeup syscalls per packet, consumer and\n"
@@ -163,6 +169,10 @@ static void usage(FILE *f)
 		"  --duration S     seconds per run, for every kind of row\n"
 		"  --repeat N       runs per row, for every kind of row\n"
 		"  --ring BYTES     in-process ring size (default 262144)\n"
+		"  --netback        only the netback section: iperf3 across\n"
+		"                   examples/netback, apq against a socketpair\n"
+		"                   relay and a veth pair (needs root; the\n"
+		"                   presets run it too, --scenario netback alike)\n"
 		"  --no-plots       no gnuplot\n"
 		"  --self-check     also fail unless apq's counters agree with the\n"
 		"                   harness's and no lost wakeup was caught\n"
@@ -175,7 +185,7 @@ static void usage(FILE *f)
 				scenarios[i].group);
 		fprintf(f, " %s", scenarios[i].name);
 	}
-	fprintf(f, "\n");
+	fprintf(f, "\n  %-10s netback-tcp netback-udp\n", "netback");
 	fprintf(f,
 		"\nExit status: 0; 1 if a run failed or lost packets (or\n"
 		"--self-check found a problem); 2 on a usage error.\n");
@@ -197,6 +207,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "no-plots", no_argument, NULL, 'P' },
 		{ "self-check", no_argument, NULL, 'c' },
 		{ "list", no_argument, NULL, 'l' },
+		{ "netback", no_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -209,7 +220,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		.ring_bytes = 256 * 1024,
 		.plots = true,
 	};
-	while ((c = getopt_long(argc, argv, "qFSd:r:i:p:s:R:j:Pclh", longopts,
+	while ((c = getopt_long(argc, argv, "qFSd:r:i:p:s:R:j:PclNh", longopts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'q':
@@ -262,6 +273,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'l':
 			o->list = true;
+			break;
+		case 'N':
+			o->scenarios = "netback";
 			break;
 		case 'h':
 			usage(stdout);
@@ -413,6 +427,34 @@ static int rows_build(struct table *t, const struct options *o)
 	return r;
 }
 
+/* The netback section's rows, where its tools live (meson passes the
+ * build tree's paths), and how long it runs. */
+static struct netback_setup netback_setup(const struct options *o)
+{
+	struct netback_setup s = {
+#ifdef APQ_NETBACK_LINK
+		.link_script = APQ_NETBACK_LINK,
+		.netback_bin = APQ_NETBACK_BIN,
+#endif
+		.seconds = o->duration > 0 ? o->duration : o->preset->netback_s,
+		.repeat = o->repeat ? o->repeat : o->preset->netback_rep,
+	};
+
+	if (s.repeat > NETBACK_REPEAT_MAX)
+		s.repeat = NETBACK_REPEAT_MAX;
+	return s;
+}
+
+static bool netback_wanted(const char *impl, const char *policy,
+			   const char *scenario, void *arg)
+{
+	const struct options *o = arg;
+	const char *list = o->scenarios ? o->scenarios : o->preset->scenarios;
+
+	return listed(o->impls, impl) && listed(o->policies, policy) &&
+	       (listed(list, scenario) || listed(list, "netback"));
+}
+
 static void list_all(void)
 {
 	size_t i, v;
@@ -438,6 +480,8 @@ static void list_all(void)
 	for (i = 0; i < bench_n_xproc_missing; i++)
 		printf("%-16s skipped: %s\n", bench_xproc_missing[i].name,
 		       bench_xproc_missing[i].why);
+	printf("%-16s relays: apq adaptive, apq always, socketpair -, veth - "
+	       "(the netback section)\n", "netback");
 	printf("\nscenarios:\n");
 	for (i = 0; i < N_SCENARIOS; i++)
 		printf("  %-16s %-10s %u proc, %zu bytes, %u per call, %s\n",
@@ -446,6 +490,10 @@ static void list_all(void)
 		       scenarios[i].batch,
 		       scenarios[i].kind == SCEN_IDLE ? "idle"
 		       : scenarios[i].rate > 0 ? "paced" : "unpaced");
+	printf("  %-16s %-10s iperf3 TCP across examples/netback\n",
+	       "netback-tcp", "netback");
+	printf("  %-16s %-10s iperf3 UDP at 1 Gbit/s across examples/netback\n",
+	       "netback-udp", "netback");
 #undef LIST_VARIANTS
 }
 
@@ -622,6 +670,8 @@ static char *stem_of(const char *json)
 int main(int argc, char **argv)
 {
 	static const struct bench_missing *missing[64];
+	static struct netback_row nb[NETBACK_ROWS];
+	struct netback_setup nbs;
 	struct table t = { 0 };
 	struct report_info ri = { 0 };
 	struct placement pl;
@@ -631,7 +681,7 @@ int main(int argc, char **argv)
 	unsigned int problems = 0;
 	bool failed = false;
 	int64_t t0;
-	size_t k, nm = 0;
+	size_t k, nm = 0, n_nb;
 	int r;
 
 	if (parse_options(argc, argv, &o))
@@ -644,11 +694,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "apq-bench: out of memory\n");
 		return 1;
 	}
-	if (t.n == 0) {
+	nbs = netback_setup(&o);
+	n_nb = netback_rows_build(nb, NETBACK_ROWS, &nbs, netback_wanted, &o);
+	if (t.n == 0 && n_nb == 0) {
 		fprintf(stderr, "apq-bench: no rows: check --impl, --policy "
 			"and --scenario (--list shows them)\n");
 		return 2;
 	}
+	if (n_nb && nb[0].skipped)
+		fprintf(stderr, "apq-bench: netback section skipped: %s\n",
+			nb[0].skipped);
 	for (k = 0; k < bench_n_peer_missing && nm < 64; k++)
 		missing[nm++] = &bench_peer_missing[k];
 	for (k = 0; k < bench_n_xproc_missing && nm < 64; k++)
@@ -670,15 +725,25 @@ int main(int argc, char **argv)
 	ri.date = date;
 
 	t0 = now_ns();
-	warm_up(&pl, &o);
-	run_all(&t, &pl, &o);
+	if (t.n) {
+		warm_up(&pl, &o);
+		run_all(&t, &pl, &o);
+	}
+	netback_run_all(nb, n_nb, &nbs);
 	ri.elapsed_s = (double)(now_ns() - t0) / NS_PER_SEC;
 
 	for (k = 0; k < t.n; k++) {
 		row_summarise(&t.rows[k]);
 		failed |= t.rows[k].failed;
 	}
+	for (k = 0; k < n_nb; k++) {
+		netback_summarise(&nb[k]);
+		failed |= nb[k].failed;
+	}
+	ri.nb = nb;
+	ri.n_nb = n_nb;
 	report_table(stdout, t.rows, t.n, &ri);
+	netback_report_table(stdout, nb, n_nb, &nbs);
 	fflush(stdout);
 	if (o.json) {
 		stem = stem_of(o.json);
@@ -700,6 +765,16 @@ int main(int argc, char **argv)
 				strerror(-r));
 			failed = true;
 		}
+		free(csv);
+		csv = NULL;
+		if (n_nb && asprintf(&csv, "%s-netback.csv", stem) >= 0) {
+			r = netback_report_csv(csv, nb, n_nb, &ri);
+			if (r) {
+				fprintf(stderr, "apq-bench: %s: %s\n", csv,
+					strerror(-r));
+				failed = true;
+			}
+		}
 		if (o.plots) {
 			r = report_plots(stem, t.rows, t.n);
 			if (r == -ENOENT)
@@ -710,7 +785,8 @@ int main(int argc, char **argv)
 				fprintf(stderr, "apq-bench: plots: %s\n",
 					strerror(-r));
 		}
-		printf("\nwrote %s, %s%s%s\n", o.json, csv,
+		printf("\nwrote %s, %s.csv%s%s%s\n", o.json, stem,
+		       n_nb ? ", the netback section's -netback.csv" : "",
 		       o.plots ? " and plots " : "", o.plots ? stem : "");
 		free(csv);
 		free(stem);

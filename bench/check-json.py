@@ -14,6 +14,9 @@ Passes if apq-bench succeeds and
   - apq ran in every scenario of the run, in-process and in two processes;
   - every row that ran moved every packet it was offered, in order, with
     no lost wakeup caught;
+  - the netback section's rows (group "netback") have their own keys: each
+    that ran measured a throughput, and the relays' rows (all but veth)
+    their frames, wakeups per frame and CPU per Gbit/s;
   - the CSV next to it has the same rows, and the PNGs are there when
     gnuplot is.
 Independent of apq-bench's own writer, so a malformed file (a NaN, a
@@ -61,6 +64,27 @@ RAN = {
 }
 
 
+# The netback section's rows: iperf3 across examples/netback.
+NETBACK = {
+    "impl": ((str,), False),
+    "policy": ((str,), False),
+    "scenario": ((str,), False),
+    "backend": ((str,), False),
+    "skipped": ((bool,), False),
+    "ok": ((bool,), False),
+    "gbps": (NUM, True),
+    "wakeups_per_frame": (NUM, True),
+    "cpu_per_gbit": (NUM, True),
+    "rtt_p50_ns": (NUM, True),
+    "rtt_p99_ns": (NUM, True),
+}
+NETBACK_RAN = {
+    "gbps": (NUM, False),
+    "frames_per_s": (NUM, True),
+    "runs": ((int,), False),
+}
+
+
 def reject_constant(name):
     """Python's reader accepts NaN and Infinity; JSON does not."""
     raise ValueError(f"not JSON: {name}")
@@ -84,10 +108,42 @@ def type_problems(name, row, keys):
     return problems
 
 
+def netback_problems(i, row):
+    """The reasons netback row i is not acceptable (empty if it is)."""
+    problems = type_problems(f"row {i}", row, NETBACK)
+    if problems:
+        return problems
+    name = f"row {i} ({row['impl']} {row['policy']} {row['scenario']})"
+    if row["skipped"]:
+        if not isinstance(row.get("why"), str) or not row["why"]:
+            problems.append(f"{name}: skipped without saying why")
+        return problems
+    problems = type_problems(name, row, NETBACK_RAN)
+    if problems:
+        return problems
+    if not row["ok"]:
+        problems.append(f"{name}: failed: {row.get('error')}")
+    if not row["gbps"] > 0:
+        problems.append(f"{name}: gbps {row['gbps']}")
+    if row["impl"] != "veth":
+        for key in ("frames_per_s", "wakeups_per_frame", "cpu_per_gbit"):
+            if row[key] is None or row[key] < 0:
+                problems.append(f"{name}: {key} {row[key]}")
+    if row["rtt_p50_ns"] is None:
+        problems.append(f"{name}: no round trips measured")
+    return problems
+
+
+def is_netback(row):
+    return isinstance(row, dict) and row.get("group") == "netback"
+
+
 def row_problems(i, row):
     """The reasons row i is not acceptable (empty if it is)."""
     if not isinstance(row, dict):
         return [f"row {i}: not an object"]
+    if is_netback(row):
+        return netback_problems(i, row)
     problems = type_problems(f"row {i}", row, REQUIRED)
     if problems:
         return problems
@@ -177,7 +233,8 @@ def main(argv):
             for name in sorted(listed_impls(bench) - impls):
                 problems.append(f"queue {name}: neither rows nor a reason "
                                 "for skipping it")
-            ran = [r for r in rows if not r["skipped"]]
+            ran = [r for r in rows if not r["skipped"]
+                   and not is_netback(r)]
             for scen in sorted({r["scenario"] for r in ran}):
                 if not any(r["impl"] == "apq" and r["scenario"] == scen
                            for r in ran):
@@ -186,10 +243,18 @@ def main(argv):
                 if not any(r["impl"] == "apq" and r["processes"] == procs
                            for r in ran):
                     problems.append(f"no apq row with {procs} process(es)")
+        queue_rows = [r for r in rows if not is_netback(r)]
         with open(os.path.join(tmp, "out.csv"), encoding="utf-8") as f:
             n_csv = sum(1 for _ in csv.DictReader(f))
-        if n_csv != len(rows):
-            problems.append(f"CSV: {n_csv} rows, JSON: {len(rows)}")
+        if n_csv != len(queue_rows):
+            problems.append(f"CSV: {n_csv} rows, JSON: {len(queue_rows)}")
+        n_nb = len(rows) - len(queue_rows)
+        if n_nb:
+            with open(os.path.join(tmp, "out-netback.csv"),
+                      encoding="utf-8") as f:
+                n_csv = sum(1 for _ in csv.DictReader(f))
+            if n_csv != n_nb:
+                problems.append(f"netback CSV: {n_csv} rows, JSON: {n_nb}")
         if shutil.which("gnuplot") and "--no-plots" not in argv:
             for plot in ("latency", "cpu", "wakeups"):
                 png = os.path.join(tmp, f"out-{plot}.png")

@@ -9,6 +9,7 @@
  *   run-threads.c  one run with producer and consumer threads
  *   run-xproc.c    one run with producer and consumer processes
  *   report.c       summaries, the table, ratios and targets, JSON, CSV, plots
+ *   netback.c      the netback section: iperf3 across examples/netback
  */
 #ifndef APQ_BENCH_HARNESS_H
 #define APQ_BENCH_HARNESS_H
@@ -216,6 +217,8 @@ struct report_info {
 	size_t n_missing;
 	double elapsed_s;
 	const char *date;
+	const struct netback_row *nb;	/* the netback section's rows */
+	size_t n_nb;
 };
 
 void report_table(FILE *f, struct row *rows, size_t n,
@@ -230,5 +233,72 @@ int report_plots(const char *stem, struct row *rows, size_t n);
 
 /* this / base, NAN when either is unknown or base is 0 */
 double ratio(double x, double base);
+
+/* JSON members for the writers: `"key": "s"` (escaped), `, "key": x`
+ * (null when x is not finite). */
+void report_json_str(FILE *f, const char *key, const char *s);
+void report_json_num(FILE *f, const char *key, double x);
+
+/* ---- the netback section (netback.c) ---- */
+
+#define NETBACK_REPEAT_MAX	16
+
+struct netback_setup {
+	const char *link_script;	/* examples/netback/netback-link.sh;
+					 * NULL: built without the examples */
+	const char *netback_bin;	/* the apq-netback it drives */
+	double seconds;			/* per iperf3 run */
+	unsigned int repeat;
+};
+
+struct netback_run {
+	int err;		/* negative errno or a command's exit status */
+	char where[64];
+	double secs;		/* the iperf3 client's wall time */
+	double gbps;		/* at the receiver */
+	double frames;		/* that entered the relay, both directions */
+	double wakeups;		/* the relay's, both directions */
+	double back_cpu, front_cpu;	/* CPU s/s of each relay process */
+	double iperf_cpu;	/* iperf3 client + server, cores */
+	double rtt_p50, rtt_p99;	/* ns */
+	double udp_loss_pct, ping_loss_pct;
+	unsigned int rtt_samples;
+};
+
+struct netback_row {
+	const char *impl, *policy, *backend, *scenario;
+	bool udp, veth;
+	const char *skipped;	/* why, or NULL */
+	unsigned int repeat, n_runs;
+	struct netback_run runs[NETBACK_REPEAT_MAX];
+
+	/* Over the runs (medians): */
+	bool failed;
+	const char *error;
+	double gbps, gbps_min, gbps_max;
+	double fps;		/* frames per second, both directions */
+	double wpf;		/* wakeups per frame */
+	double cpu_per_gbit, back_cpu_per_gbit, front_cpu_per_gbit;
+	double iperf_cpu;
+	double rtt_p50, rtt_p99;
+	double udp_loss_pct, ping_loss_pct;
+};
+
+/* Rows for every (impl, policy, scenario) wanted() accepts; each says
+ * why it is skipped if the section cannot run here.  @return how many. */
+size_t netback_rows_build(struct netback_row *rows, size_t cap,
+			  const struct netback_setup *s,
+			  bool (*wanted)(const char *impl, const char *policy,
+					 const char *scenario, void *arg),
+			  void *arg);
+void netback_run_all(struct netback_row *rows, size_t n,
+		     const struct netback_setup *s);
+void netback_summarise(struct netback_row *row);
+void netback_report_table(FILE *f, const struct netback_row *rows, size_t n,
+			  const struct netback_setup *s);
+void netback_report_json(FILE *f, const struct netback_row *r,
+			 const struct report_info *ri);
+int netback_report_csv(const char *path, const struct netback_row *rows,
+		       size_t n, const struct report_info *ri);
 
 #endif /* APQ_BENCH_HARNESS_H */

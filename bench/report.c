@@ -666,6 +666,10 @@ void report_table(FILE *f, struct row *rows, size_t n,
 	if (!s)
 		return;
 	print_header(f, ri);
+	if (n == 0) {	/* only the netback section */
+		free(s);
+		return;
+	}
 	fprintf(f, "%-13s %-18s %-5s %-15s %5s %6s %-17s %8s %8s %4s %4s "
 		"%7s %7s %7s %7s %6s\n", "impl", "policy", "wait", "scenario",
 		"rate", "pkt/s", "[min..max]", "wk/pkt", "sp/pkt", "cons",
@@ -706,7 +710,7 @@ void report_table(FILE *f, struct row *rows, size_t n,
 
 /* ---- JSON ---- */
 
-static void json_str(FILE *f, const char *key, const char *s)
+void report_json_str(FILE *f, const char *key, const char *s)
 {
 	fprintf(f, "\"%s\": \"", key);
 	for (; s && *s; s++) {
@@ -721,7 +725,7 @@ static void json_str(FILE *f, const char *key, const char *s)
 }
 
 /* JSON has no NaN: unknown is null. */
-static void json_num(FILE *f, const char *key, double x)
+void report_json_num(FILE *f, const char *key, double x)
 {
 	if (isfinite(x))
 		fprintf(f, ", \"%s\": %.6g", key, x);
@@ -735,16 +739,16 @@ static void json_row(FILE *f, const struct row *r, const struct report_info *ri)
 	unsigned int i;
 
 	fprintf(f, "  {");
-	json_str(f, "impl", r->impl);
+	report_json_str(f, "impl", r->impl);
 	fprintf(f, ", ");
-	json_str(f, "policy", r->variant->name);
+	report_json_str(f, "policy", r->variant->name);
 	fprintf(f, ", ");
-	json_str(f, "wait", r->variant->wait == BENCH_WAIT_BUSY_POLLS
+	report_json_str(f, "wait", r->variant->wait == BENCH_WAIT_BUSY_POLLS
 			     ? "busy-polls" : "sleeps");
 	fprintf(f, ", ");
-	json_str(f, "scenario", r->sc->name);
+	report_json_str(f, "scenario", r->sc->name);
 	fprintf(f, ", ");
-	json_str(f, "group", r->sc->group);
+	report_json_str(f, "group", r->sc->group);
 	fprintf(f, ", \"processes\": %u, \"rate\": %.0f, \"size\": %zu, "
 		"\"batch\": %u, \"zero_copy\": %s", r->sc->processes,
 		r->sc->rate, r->sc->size, r->sc->batch,
@@ -752,25 +756,25 @@ static void json_row(FILE *f, const struct row *r, const struct report_info *ri)
 	fprintf(f, ", \"skipped\": %s", r->skipped ? "true" : "false");
 	if (r->skipped) {
 		fprintf(f, ", ");
-		json_str(f, "why", r->skipped);
+		report_json_str(f, "why", r->skipped);
 	}
-	json_num(f, "pps", r->skipped ? NAN : r->pps);
-	json_num(f, "pps_min", r->skipped ? NAN : r->pps_min);
-	json_num(f, "pps_max", r->skipped ? NAN : r->pps_max);
-	json_num(f, "wakeups_per_pkt", r->skipped ? NAN : r->wpp);
-	json_num(f, "space_wakeups_per_pkt", r->skipped ? NAN : r->swpp);
+	report_json_num(f, "pps", r->skipped ? NAN : r->pps);
+	report_json_num(f, "pps_min", r->skipped ? NAN : r->pps_min);
+	report_json_num(f, "pps_max", r->skipped ? NAN : r->pps_max);
+	report_json_num(f, "wakeups_per_pkt", r->skipped ? NAN : r->wpp);
+	report_json_num(f, "space_wakeups_per_pkt", r->skipped ? NAN : r->swpp);
 	fprintf(f, ", ");
-	json_str(f, "wakeups_source", r->skipped ? "unknown" : r->wake_src);
-	json_num(f, "futex_wakes_per_pkt", r->skipped ? NAN : r->futex_wpp);
-	json_num(f, "consumer_cpu", r->skipped ? NAN : r->ccpu);
-	json_num(f, "producer_cpu", r->skipped ? NAN : r->pcpu);
-	json_num(f, "p50_ns", r->skipped ? NAN : r->p50);
-	json_num(f, "p99_ns", r->skipped ? NAN : r->p99);
-	json_num(f, "p999_ns", r->skipped ? NAN : r->p999);
-	json_num(f, "max_ns", r->skipped ? NAN : r->pmax);
-	json_num(f, "runq_wait", r->skipped ? NAN : r->runq);
-	json_num(f, "steal", r->skipped ? NAN : r->steal);
-	json_num(f, "other_cpu", r->skipped ? NAN : r->other_cpu);
+	report_json_str(f, "wakeups_source", r->skipped ? "unknown" : r->wake_src);
+	report_json_num(f, "futex_wakes_per_pkt", r->skipped ? NAN : r->futex_wpp);
+	report_json_num(f, "consumer_cpu", r->skipped ? NAN : r->ccpu);
+	report_json_num(f, "producer_cpu", r->skipped ? NAN : r->pcpu);
+	report_json_num(f, "p50_ns", r->skipped ? NAN : r->p50);
+	report_json_num(f, "p99_ns", r->skipped ? NAN : r->p99);
+	report_json_num(f, "p999_ns", r->skipped ? NAN : r->p999);
+	report_json_num(f, "max_ns", r->skipped ? NAN : r->pmax);
+	report_json_num(f, "runq_wait", r->skipped ? NAN : r->runq);
+	report_json_num(f, "steal", r->skipped ? NAN : r->steal);
+	report_json_num(f, "other_cpu", r->skipped ? NAN : r->other_cpu);
 	fprintf(f, ", \"runs\": %u, \"pps_runs\": [", r->n_runs);
 	for (i = 0; i < r->n_runs; i++) {
 		const struct run_result *u = &r->runs[i];
@@ -780,22 +784,22 @@ static void json_row(FILE *f, const struct row *r, const struct report_info *ri)
 			: 0.0);
 	}
 	fprintf(f, "]");
-	json_num(f, "consumer_sleeps_per_pkt", r->skipped ? NAN : r->csleep);
-	json_num(f, "producer_sleeps_per_pkt", r->skipped ? NAN : r->psleep);
-	json_num(f, "futex_calls_per_pkt", r->skipped ? NAN : r->futex_cpp);
-	json_num(f, "duration", (double)r->duration_ns / NS_PER_SEC);
+	report_json_num(f, "consumer_sleeps_per_pkt", r->skipped ? NAN : r->csleep);
+	report_json_num(f, "producer_sleeps_per_pkt", r->skipped ? NAN : r->psleep);
+	report_json_num(f, "futex_calls_per_pkt", r->skipped ? NAN : r->futex_cpp);
+	report_json_num(f, "duration", (double)r->duration_ns / NS_PER_SEC);
 	fprintf(f, ", \"packets_offered\": %" PRIu64 ", \"packets_arrived\": %"
 		PRIu64 ", \"packets_bad\": %" PRIu64 ", \"rescues\": %" PRIu64
 		", \"ok\": %s", r->offered, r->arrived, r->badpk, r->rescues,
 		r->failed ? "false" : "true");
 	if (r->failed) {
 		fprintf(f, ", ");
-		json_str(f, "error", row_problem(r, prob, sizeof(prob)));
+		report_json_str(f, "error", row_problem(r, prob, sizeof(prob)));
 	}
 	fprintf(f, ", ");
-	json_str(f, "date", ri->date);
+	report_json_str(f, "date", ri->date);
 	fprintf(f, ", ");
-	json_str(f, "preset", ri->preset);
+	report_json_str(f, "preset", ri->preset);
 	fprintf(f, "}");
 }
 
@@ -810,20 +814,25 @@ int report_json(const char *path, struct row *rows, size_t n,
 	fprintf(f, "[\n");
 	for (k = 0; k < n; k++) {
 		json_row(f, &rows[k], ri);
-		fprintf(f, "%s\n", k + 1 < n || ri->n_missing ? "," : "");
+		fprintf(f, "%s\n", k + 1 < n || ri->n_nb || ri->n_missing
+			? "," : "");
+	}
+	for (k = 0; k < ri->n_nb; k++) {
+		netback_report_json(f, &ri->nb[k], ri);
+		fprintf(f, "%s\n", k + 1 < ri->n_nb || ri->n_missing ? "," : "");
 	}
 	/* A queue this build left out: a row that says why. */
 	for (k = 0; k < ri->n_missing; k++) {
 		fprintf(f, "  {");
-		json_str(f, "impl", ri->missing[k]->name);
+		report_json_str(f, "impl", ri->missing[k]->name);
 		fprintf(f, ", \"policy\": \"-\", \"wait\": null, \"scenario\": "
 			"\"-\", \"group\": null, \"processes\": null, \"rate\": "
 			"null, \"size\": null, \"skipped\": true, ");
-		json_str(f, "why", ri->missing[k]->why);
+		report_json_str(f, "why", ri->missing[k]->why);
 		fprintf(f, ", \"pps\": null, \"wakeups_per_pkt\": null, "
 			"\"consumer_cpu\": null, \"p50_ns\": null, \"p99_ns\": "
 			"null, \"ok\": true, ");
-		json_str(f, "date", ri->date);
+		report_json_str(f, "date", ri->date);
 		fprintf(f, "}%s\n", k + 1 < ri->n_missing ? "," : "");
 	}
 	fprintf(f, "]\n");

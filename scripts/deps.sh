@@ -10,6 +10,9 @@ APQ_PACKAGES="gcc g++ meson ninja-build pkg-config liburcu-dev check libxen-dev"
 # quick-start commands install them, so that build/ is configured the same
 # whichever runs first.
 APQ_BENCH_PACKAGES="libck-dev dpdk-dev libreaderwriterqueue-dev iceoryx libiceoryx-binding-c-dev libboost-dev gnuplot-nox"
+# The netback example's link (ip netns, ping) and its traffic (iperf3): the
+# netback test suite and apq-bench's netback section.
+APQ_NETBACK_PACKAGES="iproute2 iputils-ping iperf3"
 # The xen suite boots Xen under QEMU; the hypervisor and dom0 kernel are
 # downloaded by the test itself, never installed.  (.ci/run uses it.)
 # shellcheck disable=SC2034
@@ -50,5 +53,5 @@ apq_build() {
 
 if [ "$(basename -- "$0")" = deps.sh ]; then
 	# shellcheck disable=SC2086
-	apq_install_packages $APQ_PACKAGES $APQ_BENCH_PACKAGES "$@"
+	apq_install_packages $APQ_PACKAGES $APQ_BENCH_PACKAGES $APQ_NETBACK_PACKAGES "$@"
 fi

@@ -472,20 +472,16 @@ static int tap_get_burst(struct link *l, struct iovec *iov)
 	while (n == 0) {
 		if (atomic_load_explicit(&l->stop, memory_order_relaxed))
 			return 0;
-		for (; n < BURST; n++) {
+		/* Non-blocking: never EINTR. */
+		while (n < BURST) {
 			ssize_t r = read(l->tap, l->bufs[n], FRAME_MAX);
 
-			if (r < 0) {
-				if (errno == EINTR) {
-					n--;
-					continue;
-				}
-				if (errno == EAGAIN)
-					break;
+			if (r < 0 && errno == EAGAIN)
+				break;
+			if (r < 0)
 				return -errno;
-			}
 			iov[n].iov_base = l->bufs[n];
-			iov[n].iov_len = (size_t)r;
+			iov[n++].iov_len = (size_t)r;
 		}
 		if (n == 0 && poll(pfd, 2, -1) < 0 && errno != EINTR)
 			return -errno;
@@ -894,12 +890,19 @@ static int futex_map(struct link *l, int memfd, bool init)
 {
 	size_t slot = slot_bytes(l->region_bytes);
 	struct stat st;
-	int r;
+	int r, seals;
 
 	l->mem_bytes = 2 * slot;
-	if (init && ftruncate(memfd, (off_t)l->mem_bytes) < 0)
+	/* A memfd the peer could shrink later would turn our accesses into
+	 * SIGBUS: the front seals its size, the back insists on the seal
+	 * before it maps, and then on the size. */
+	if (init && (ftruncate(memfd, (off_t)l->mem_bytes) < 0 ||
+		     fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
+			   F_SEAL_SEAL) < 0))
 		return -errno;
-	/* The peer sized the memfd: never map past its end. */
+	seals = init ? 0 : fcntl(memfd, F_GET_SEALS);
+	if (!init && (seals < 0 || !(seals & F_SEAL_SHRINK)))
+		return -EPROTO;
 	if (fstat(memfd, &st) < 0)
 		return -errno;
 	if ((uint64_t)st.st_size < l->mem_bytes)
@@ -1011,7 +1014,8 @@ static int front_connect(struct link *l)
 	l->region_bytes = apq_region_size(o->ring_bytes);
 	switch (o->backend) {
 	case BACKEND_FUTEX:
-		fd = memfd_create("apq-netback", MFD_CLOEXEC);
+		fd = memfd_create("apq-netback",
+				  MFD_CLOEXEC | MFD_ALLOW_SEALING);
 		r = fd < 0 ? -errno : futex_map(l, fd, true);
 		break;
 	case BACKEND_XEN:
