@@ -301,7 +301,7 @@ static void run_one(const struct netback_setup *s, const struct netback_row *row
 			     "-1", "-B", ADDR_B, NULL };
 	char *cli_argv[] = { "nsenter", "-n/run/netns/" NS_A, "iperf3", "-c",
 			     ADDR_B, "-t", secs, "-J", "--connect-timeout",
-			     "2000", row->udp ? "-u" : NULL, "-b", "1G", NULL };
+			     "2000", row->udp ? "-u" : NULL, "-b", "1G", "-w", "4M", NULL };
 	char *ping_argv[] = { "nsenter", "-n/run/netns/" NS_A, "ping", "-i",
 			      PING_INTERVAL, "-w", wsecs, "-W", "1", ADDR_B,
 			      NULL };
@@ -604,7 +604,7 @@ void netback_report_table(FILE *f, const struct netback_row *rows, size_t n,
 		"   sleeps in recv()).  cpu/Gbit: CPU seconds per second of "
 		"the two relay processes per Gbit/s (back+front);\n"
 		"   iperf3: the client's and server's CPU.  rtt: ping every "
-		"%s s under the load.  UDP: iperf3 -b 1G, loss at the receiver.\n"
+		"%s s under the load.  UDP: iperf3 -b 1G -w 4M, loss at the receiver.\n"
 		"\n", PING_INTERVAL);
 	fprintf(f, "%-11s %-9s %-12s %20s %9s %9s %13s %6s %8s %8s %6s\n",
 		"impl", "policy", "scenario", "Gbit/s [min..max]", "frames/s",
