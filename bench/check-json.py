@@ -108,16 +108,25 @@ def type_problems(name, row, keys):
     return problems
 
 
+def row_name(i, row):
+    return f"row {i} ({row['impl']} {row['policy']} {row['scenario']})"
+
+
+def skip_problems(name, row):
+    """A skipped row must say why."""
+    if not isinstance(row.get("why"), str) or not row["why"]:
+        return [f"{name}: skipped without saying why"]
+    return []
+
+
 def netback_problems(i, row):
     """The reasons netback row i is not acceptable (empty if it is)."""
     problems = type_problems(f"row {i}", row, NETBACK)
     if problems:
         return problems
-    name = f"row {i} ({row['impl']} {row['policy']} {row['scenario']})"
+    name = row_name(i, row)
     if row["skipped"]:
-        if not isinstance(row.get("why"), str) or not row["why"]:
-            problems.append(f"{name}: skipped without saying why")
-        return problems
+        return skip_problems(name, row)
     problems = type_problems(name, row, NETBACK_RAN)
     if problems:
         return problems
@@ -147,11 +156,9 @@ def row_problems(i, row):
     problems = type_problems(f"row {i}", row, REQUIRED)
     if problems:
         return problems
-    name = f"row {i} ({row['impl']} {row['policy']} {row['scenario']})"
+    name = row_name(i, row)
     if row["skipped"]:
-        if not isinstance(row.get("why"), str) or not row["why"]:
-            problems.append(f"{name}: skipped without saying why")
-        return problems
+        return skip_problems(name, row)
     problems = type_problems(name, row, RAN)
     if problems:
         return problems

@@ -72,25 +72,14 @@ static const struct {
 
 /* ---- running commands ---- */
 
-/*
- * Run argv, its stdout into *out (malloc'd, NUL-terminated, at most
- * OUT_MAX bytes) unless out is NULL, stderr to /dev/null.  Waits for it.
- * @return its exit status, 128 + signal, or -errno if it did not start.
- */
-static int run_cmd(char *const argv[], char **out)
+/* Start argv in the background, stdout to fd (< 0: /dev/null), stderr to
+ * /dev/null.  @return its pid, or a negative errno. */
+static pid_t run_bg(char *const argv[], int fd)
 {
-	char path[] = "/tmp/apq-bench-netback-XXXXXX";
 	posix_spawn_file_actions_t fa;
-	int fd = -1, status, r;
 	pid_t pid;
+	int r;
 
-	if (out) {
-		*out = NULL;
-		fd = mkstemp(path);
-		if (fd < 0)
-			return -errno;
-		unlink(path);
-	}
 	posix_spawn_file_actions_init(&fa);
 	if (fd >= 0)
 		posix_spawn_file_actions_adddup2(&fa, fd, STDOUT_FILENO);
@@ -101,10 +90,32 @@ static int run_cmd(char *const argv[], char **out)
 					 O_WRONLY, 0);
 	r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
-	if (r) {
+	return r ? -r : pid;
+}
+
+/*
+ * Run argv and wait for it, its stdout into *out (malloc'd, NUL-terminated,
+ * at most OUT_MAX bytes) unless out is NULL.  @return its exit status,
+ * 128 + signal, or -errno if it did not start.
+ */
+static int run_cmd(char *const argv[], char **out)
+{
+	char path[] = "/tmp/apq-bench-netback-XXXXXX";
+	int fd = -1, status;
+	pid_t pid;
+
+	if (out) {
+		*out = NULL;
+		fd = mkstemp(path);
+		if (fd < 0)
+			return -errno;
+		unlink(path);
+	}
+	pid = run_bg(argv, fd);
+	if (pid < 0) {
 		if (fd >= 0)
 			close(fd);
-		return -r;
+		return pid;
 	}
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR) {
@@ -125,26 +136,6 @@ static int run_cmd(char *const argv[], char **out)
 		return -ECHILD;
 	return WIFEXITED(status) ? WEXITSTATUS(status)
 				 : 128 + WTERMSIG(status);
-}
-
-/* Start argv in the background, output to /dev/null or to fd (>= 0). */
-static pid_t run_bg(char *const argv[], int fd)
-{
-	posix_spawn_file_actions_t fa;
-	pid_t pid;
-	int r;
-
-	posix_spawn_file_actions_init(&fa);
-	if (fd >= 0)
-		posix_spawn_file_actions_adddup2(&fa, fd, STDOUT_FILENO);
-	else
-		posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO,
-						 "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null",
-					 O_WRONLY, 0);
-	r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	return r ? -1 : pid;
 }
 
 static void reap(pid_t pid, bool kill_it)
@@ -326,7 +317,7 @@ static void run_one(const struct netback_setup *s, const struct netback_row *row
 	}
 	srv = run_bg(srv_argv, -1);
 	if (srv < 0) {
-		run_fail(r, "iperf3 -s", -errno);
+		run_fail(r, "iperf3 -s", srv);
 		goto out;
 	}
 	ping_fd = mkstemp(ping_path);
