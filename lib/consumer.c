@@ -14,6 +14,7 @@
 #include <apq/ring.h>
 
 #include "atomic.h"
+#include "liveness.h"
 #include "mode.h"
 #include "notifier.h"
 #include "region.h"
@@ -30,6 +31,7 @@ struct apq_consumer {
 	struct apq_region *region;
 	struct apq_waker waker;		/* wakes the producer (space word) */
 	struct apq_sleeper sleeper;	/* waits for data (data word) */
+	struct apq_peer_watch watch;	/* the producer's process */
 	uint64_t packets;
 	uint64_t bytes;
 };
@@ -38,7 +40,7 @@ static int consumer_fail(struct apq_consumer *c, int err)
 {
 	if (err == -EPROTO)
 		c->err = err;
-	return err;
+	return err == APQ_PEER_DIED ? -EPIPE : err;
 }
 
 /* Re-read the producer's index.  @return 0; -EPROTO. */
@@ -125,7 +127,7 @@ static int consumer_publish(struct apq_consumer *c)
 static int consumer_has_data(void *arg)
 {
 	struct apq_consumer *c = arg;
-	int r = consumer_refresh(c);
+	int r = consumer_refresh(c), gone;
 
 	if (r)
 		return r;
@@ -134,15 +136,19 @@ static int consumer_has_data(void *arg)
 	r = mode_peer_state(c->waker.word);
 	if (r == 0)
 		r = apq_notifier_peer(c->sleeper.notifier);
-	if (r != -EPIPE)
+	if (r == 0)
+		r = apq_peer_watch_check(&c->watch);
+	if (r != -EPIPE && r != APQ_PEER_DIED)
 		return r;
 	/* Gone.  A producer that closed published its last packets before
 	 * (R3), and mode_peer_state()'s acquire makes them visible now; one
-	 * that died left what it had published. */
+	 * that died left what it had published, and its death (seen through
+	 * a syscall: the pidfd, or the backend's) follows its stores. */
+	gone = r;
 	r = consumer_refresh(c);
 	if (r)
 		return r;
-	return c->prod_cache != c->cons ? 1 : -EPIPE;
+	return c->prod_cache != c->cons ? 1 : gone;
 }
 
 /* No packet at the cursor: give back what was passed, wait, look again. */
@@ -332,6 +338,7 @@ APQ_EXPORT int apq_consumer_attach(struct apq_consumer **out, void *mem,
 	}
 	apq_waker_init(&c->waker, &region->space_word, APQ_CHANNEL_SPACE, n,
 		       cfg);
+	apq_peer_watch_init(&c->watch, mode_layout(&region->space_word));
 	c->region = region;
 	c->ring = region->ring;
 	c->size = state.ring_bytes;
@@ -354,6 +361,7 @@ APQ_EXPORT void apq_consumer_detach(struct apq_consumer *c)
 	/* Wake a producer waiting for space so that it sees the close (B2
 	 * inside). */
 	(void)apq_waker_check(&c->waker);
+	apq_peer_watch_fini(&c->watch);
 	free(c);
 }
 

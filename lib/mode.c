@@ -9,9 +9,13 @@
 #include <stdlib.h>
 
 #include "atomic.h"
+#include "liveness.h"
 #include "mode.h"
 #include "notifier.h"
 #include "util.h"
+
+_Static_assert(sizeof(struct apq_mode_layout) == sizeof(struct apq_mode_word),
+	       "layout");
 
 /*
  * However long the caller lets a sleeper block, it wakes this often to look
@@ -72,6 +76,7 @@ int apq_sleeper_init(struct apq_sleeper *s, struct apq_mode_word *w,
 		 * sleeper's episode must not mistake ours for it. */
 		.episode = mode_episode(m),
 	};
+	apq_owner_publish(l);
 	/* Reopens a word an earlier sleeper closed. */
 	apq_store_once(&l->mode, mode_make(s->episode, 0));
 	return 0;
@@ -209,7 +214,9 @@ int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
 			apq_count(&s->sleeps, 1);
 		waited = s->notifier->ops->wait(s->notifier, s->channel,
 						&w->seq, token, chunk);
-		if (waited < 0 && waited != -ETIMEDOUT) {
+		/* -EPIPE: the backend says the peer is gone.  What it left
+		 * comes first: has_work() decides below. */
+		if (waited < 0 && waited != -ETIMEDOUT && waited != -EPIPE) {
 			apq_store_once(&w->mode, mode_make(s->episode, 0));
 			return waited;
 		}
@@ -225,6 +232,8 @@ int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
 		apq_store_once(&w->mode, mode_make(s->episode, 0));
 		if (r)
 			return r;
+		if (waited == -EPIPE)
+			return -EPIPE;
 		rechecked = waited == -ETIMEDOUT;
 	}
 }

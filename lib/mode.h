@@ -29,8 +29,22 @@
 struct apq_mode_layout {
 	uint64_t mode;
 	uint32_t seq;
-	uint32_t unused[13];
+	/* The process that owns the word (its sleeper's), written when it
+	 * attaches, so that the peer can tell when it dies (liveness.h).
+	 * 0 where unknown. */
+	uint32_t owner_pid;
+	uint64_t owner_start;	/* its start time, clock ticks after boot */
+	uint64_t owner_pidns;	/* the inode of its pid namespace */
+	uint32_t unused[8];
 };
+
+/*
+ * has_work's answer, inside the library, when the peer's process is gone
+ * without having detached.  It is not a closed word: no wake announced it,
+ * so a backstop that finds it is no rescue.  The ring's calls report it as
+ * -EPIPE.
+ */
+#define APQ_PEER_DIED	(-EOWNERDEAD)
 
 #define MODE_SLEEPING		UINT64_C(1)
 #define MODE_CLOSED		UINT64_C(2)

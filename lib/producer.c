@@ -15,6 +15,7 @@
 #include <apq/ring.h>
 
 #include "atomic.h"
+#include "liveness.h"
 #include "mode.h"
 #include "notifier.h"
 #include "region.h"
@@ -32,6 +33,7 @@ struct apq_producer {
 	struct apq_region *region;
 	struct apq_waker waker;		/* wakes the consumer (data word) */
 	struct apq_sleeper sleeper;	/* waits for space (space word) */
+	struct apq_peer_watch watch;	/* the consumer's process */
 	uint64_t packets;
 	uint64_t bytes;
 };
@@ -40,7 +42,7 @@ static int producer_fail(struct apq_producer *p, int err)
 {
 	if (err == -EPROTO)
 		p->err = err;
-	return err;
+	return err == APQ_PEER_DIED ? -EPIPE : err;
 }
 
 /* Re-read the consumer's index.  @return 0; -EPROTO. */
@@ -143,7 +145,9 @@ static int producer_has_room(void *arg)
 	if (producer_free(q->p) >= producer_step(q->p, q->rec))
 		return 1;
 	r = mode_peer_state(q->p->waker.word);
-	return r ? r : apq_notifier_peer(q->p->sleeper.notifier);
+	if (r == 0)
+		r = apq_notifier_peer(q->p->sleeper.notifier);
+	return r ? r : apq_peer_watch_check(&q->p->watch);
 }
 
 static int producer_wait_room(struct apq_producer *p, uint32_t rec,
@@ -335,6 +339,7 @@ APQ_EXPORT int apq_producer_attach(struct apq_producer **out, void *mem,
 		return r;
 	}
 	apq_waker_init(&p->waker, &region->data_word, APQ_CHANNEL_DATA, n, cfg);
+	apq_peer_watch_init(&p->watch, mode_layout(&region->data_word));
 	p->region = region;
 	p->ring = region->ring;
 	p->size = state.ring_bytes;
@@ -352,6 +357,7 @@ APQ_EXPORT void apq_producer_detach(struct apq_producer *p)
 	apq_sleeper_mark_closed(&p->sleeper);
 	/* Wake a sleeping consumer so that it sees the close (B2 inside). */
 	(void)apq_waker_check(&p->waker);
+	apq_peer_watch_fini(&p->watch);
 	free(p);
 }
 

@@ -952,6 +952,216 @@ static int check_epipe_wakes_receiver(void)
 	return epipe_wakes(false);
 }
 
+/* ------------------------------------------------------------------------
+ * A peer process killed with SIGKILL: it never detaches, so only the
+ * library's own watch on it can tell the survivor.  The contract: -EPIPE
+ * "within about 100 ms", and only after every packet it committed.
+ */
+
+enum kill_mode {
+	KILL_BLOCKED,		/* the survivor blocks (timeout -1) */
+	KILL_MIDSTREAM,		/* killed while both run flat out */
+	KILL_TIMEOUT0,		/* the survivor polls with timeout 0 */
+};
+
+struct kill_shared {
+	struct region r;
+	struct apq_config cfg;	/* the survivor's and the victim's */
+	enum kill_mode mode;
+	atomic_int phase;	/* 1: the victim attached */
+	atomic_long committed;	/* packets the producer's sends returned 0 for */
+	atomic_long received;	/* packets the consumer took */
+	int64_t killed_at;	/* CLOCK_MONOTONIC, just before the kill */
+};
+
+#define KILL_BOUND	(100 * MS)
+#define KILL_TRIALS	3
+#define KILL_PKTS	20	/* sent before a blocked survivor's wait */
+
+static size_t kill_len(uint64_t k)
+{
+	return 1 + (size_t)(mix64(k) % 700);
+}
+
+/* The victim producer: KILL_PKTS packets and then nothing (the survivor
+ * blocks), or packets as fast as it can (midstream), until it is killed. */
+static int kill_victim_producer(void *arg)
+{
+	struct kill_shared *sh = arg;
+	struct apq_notifier *n;
+	struct apq_producer *p;
+	uint64_t k;
+
+	EXPECT(apq_notifier_futex(&n), 0);
+	EXPECT(apq_producer_attach(&p, sh->r.mem, sh->r.bytes, n, &sh->cfg), 0);
+	atomic_store(&sh->phase, 1);
+	for (k = 0;; k++) {
+		if (sh->mode != KILL_MIDSTREAM && k == KILL_PKTS)
+			for (;;)
+				pause();
+		EXPECT(send_key(p, k, kill_len(k), -1), 0);
+		atomic_store(&sh->committed, (long)k + 1);
+	}
+}
+
+/* The victim consumer: takes nothing (the survivor fills the ring and
+ * blocks), or takes packets as fast as it can, until it is killed. */
+static int kill_victim_consumer(void *arg)
+{
+	struct kill_shared *sh = arg;
+	struct apq_notifier *n;
+	struct apq_consumer *c;
+	uint64_t k;
+
+	EXPECT(apq_notifier_futex(&n), 0);
+	EXPECT(apq_consumer_attach(&c, sh->r.mem, sh->r.bytes, n, &sh->cfg), 0);
+	atomic_store(&sh->phase, 1);
+	if (sh->mode != KILL_MIDSTREAM)
+		for (;;)
+			pause();
+	for (k = 0;; k++) {
+		TRY(recv_key(c, k, kill_len(k), -1));
+		atomic_store(&sh->received, (long)k + 1);
+	}
+}
+
+/* The killer: after a while (out of step with any periodic re-check),
+ * SIGKILL the victim and note when. */
+struct killer_arg {
+	struct kill_shared *sh;
+	pid_t victim;
+	int64_t delay;
+};
+
+static int killer(void *arg)
+{
+	struct killer_arg *ka = arg;
+
+	sleep_ns(ka->delay);
+	ka->sh->killed_at = now_ns();
+	kill(ka->victim, SIGKILL);
+	return 0;
+}
+
+/* One trial: @return the delay from the kill to the survivor's -EPIPE, or
+ * -1 on failure. */
+static int64_t kill_trial(struct kill_shared *sh, bool kill_producer)
+{
+	struct killer_arg ka = { .sh = sh };
+	struct apq_notifier *n;
+	struct apq_producer *p = NULL;
+	struct apq_consumer *c = NULL;
+	int64_t t_epipe = 0, timeout = sh->mode == KILL_TIMEOUT0 ? 0 : -1;
+	pid_t victim, kpid;
+	uint64_t k = 0;
+	long r;
+
+	atomic_store(&sh->phase, 0);
+	atomic_store(&sh->committed, 0);
+	atomic_store(&sh->received, 0);
+	TRY(region_shared(&sh->r, 16384));
+	victim = helper_start(kill_producer ? kill_victim_producer
+					    : kill_victim_consumer, sh, 30);
+	CHECK(victim > 0, "fork: %s", strerror(errno));
+	EXPECT(apq_notifier_futex(&n), 0);
+	if (kill_producer)
+		EXPECT(apq_consumer_attach(&c, sh->r.mem, sh->r.bytes, n,
+					   &sh->cfg), 0);
+	else
+		EXPECT(apq_producer_attach(&p, sh->r.mem, sh->r.bytes, n,
+					   &sh->cfg), 0);
+	TRY(wait_phase(&sh->phase, 1, 5 * SEC));
+	ka.victim = victim;
+	ka.delay = (sh->mode == KILL_MIDSTREAM ? 20 : 80) * MS +
+		   (int64_t)rnd_below(&check_rng, 50) * MS;
+	kpid = helper_start(killer, &ka, 10);
+	CHECK(kpid > 0, "fork: %s", strerror(errno));
+	for (;;) {
+		if (kill_producer) {
+			r = apq_recv(c, rxbuf, sizeof(rxbuf), timeout);
+			if (r >= 0) {
+				CHECK(r == (long)kill_len(k) &&
+				      pkt_ok(rxbuf, (size_t)r, k),
+				      "packet %" PRIu64 " wrong (%s bytes)", k,
+				      errname(r));
+				k++;
+				continue;
+			}
+		} else {
+			r = send_key(p, k, kill_len(k), timeout);
+			if (r == 0) {
+				k++;
+				continue;
+			}
+		}
+		if (r == -EAGAIN && timeout == 0)
+			continue;
+		t_epipe = now_ns();
+		break;
+	}
+	CHECK(r == -EPIPE, "the survivor got %s, want -EPIPE", errname(r));
+	TRY(helper_wait(kpid, "killer"));
+	CHECK(sh->killed_at && t_epipe >= sh->killed_at,
+	      "-EPIPE came before the kill");
+	waitpid(victim, NULL, 0);
+	if (kill_producer)
+		CHECK((long)k >= atomic_load(&sh->committed),
+		      "received %" PRIu64 " packets, but %ld were committed",
+		      k, atomic_load(&sh->committed));
+	if (kill_producer)
+		apq_consumer_detach(c);
+	else
+		apq_producer_detach(p);
+	apq_notifier_free(n);
+	region_free(&sh->r);
+	return t_epipe - sh->killed_at;
+}
+
+static int kill_checks(bool kill_producer, enum kill_mode mode,
+		       enum apq_policy policy)
+{
+	static const char *const mode_names[] = { "blocked", "midstream",
+						  "timeout-0" };
+	struct kill_shared *sh = shm_alloc(sizeof(*sh));
+	int64_t worst = 0, d;
+	int t;
+
+	CHECK(sh, "mmap: %s", strerror(errno));
+	for (t = 0; t < KILL_TRIALS; t++) {
+		memset(sh, 0, sizeof(*sh));
+		sh->mode = mode;
+		sh->cfg.policy = policy;
+		d = kill_trial(sh, kill_producer);
+		if (d < 0)
+			return -1;
+		if (d > worst)
+			worst = d;
+	}
+	note("%s killed, %s survivor: -EPIPE %.1f ms after the kill (worst of"
+	     " %d)", kill_producer ? "producer" : "consumer", mode_names[mode],
+	     ms(worst), KILL_TRIALS);
+	CHECK(worst <= KILL_BOUND, "a killed %s was noticed only after %.1f ms"
+	      " (DESIGN: within about 100 ms)",
+	      kill_producer ? "producer" : "consumer", ms(worst));
+	return 0;
+}
+
+static int check_kill_producer(void)
+{
+	TRY(kill_checks(true, KILL_BLOCKED, APQ_POLICY_ADAPTIVE));
+	TRY(kill_checks(true, KILL_MIDSTREAM, APQ_POLICY_ADAPTIVE));
+	TRY(kill_checks(true, KILL_TIMEOUT0, APQ_POLICY_ADAPTIVE));
+	return kill_checks(true, KILL_BLOCKED, APQ_POLICY_BUSY_POLL);
+}
+
+static int check_kill_consumer(void)
+{
+	TRY(kill_checks(false, KILL_BLOCKED, APQ_POLICY_ADAPTIVE));
+	TRY(kill_checks(false, KILL_MIDSTREAM, APQ_POLICY_ADAPTIVE));
+	TRY(kill_checks(false, KILL_TIMEOUT0, APQ_POLICY_ADAPTIVE));
+	return kill_checks(false, KILL_BLOCKED, APQ_POLICY_BUSY_POLL);
+}
+
 /* ring.h: "a side that detached may be replaced by a new attach, which
  * reopens it". */
 static int check_reattach(void)
@@ -1845,6 +2055,8 @@ static const struct check checks[] = {
 	{ "epipe_producer_gone",	check_epipe_producer_gone,	10 },
 	{ "epipe_wakes_sender",		check_epipe_wakes_sender,	30 },
 	{ "epipe_wakes_receiver",	check_epipe_wakes_receiver,	30 },
+	{ "kill_producer",		check_kill_producer,		60 },
+	{ "kill_consumer",		check_kill_consumer,		60 },
 	{ "reattach",			check_reattach,			10 },
 	{ "no_eintr",			check_no_eintr,			10 },
 	{ "eproto_patterns",		check_eproto_patterns,		10 },
