@@ -98,7 +98,10 @@ static inline ssize_t consumer_next(struct apq_consumer *c,
 			*rec = size;
 			return len;
 		}
-		if (tag != REC_TAG_PAD || size != to_end)
+		/* A pad fills the ring's end, and never starts at offset 0,
+		 * where every record fits: so at most one per call, however
+		 * fast a hostile producer writes them. */
+		if (tag != REC_TAG_PAD || size != to_end || pos == 0)
 			return consumer_fail(c, -EPROTO);
 		c->cons += size;
 	}
@@ -296,7 +299,11 @@ APQ_EXPORT ssize_t apq_peek(struct apq_consumer *c, const void **pkt,
 		return -EINVAL;
 	if (c->err)
 		return c->err;
-	len = consumer_get(c, &payload, &rec, timeout_ns);
+	/* With packets held, waiting could deadlock: their space may be what
+	 * the producer waits for.  Look without waiting instead. */
+	len = consumer_get(c, &payload, &rec, c->peeked ? 0 : timeout_ns);
+	if (len == -EAGAIN && c->peeked && timeout_ns != 0)
+		return -EDEADLK;
 	if (len < 0)
 		return len;
 	*pkt = payload;

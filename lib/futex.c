@@ -80,7 +80,7 @@ APQ_EXPORT int apq_notifier_futex(struct apq_notifier **out)
 	n = malloc(sizeof(*n));
 	if (!n)
 		return -ENOMEM;
-	n->ops = &futex_ops;
+	apq_notifier_init(n, &futex_ops);
 	*out = n;
 	return 0;
 }

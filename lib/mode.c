@@ -17,12 +17,6 @@
 _Static_assert(sizeof(struct apq_mode_layout) == sizeof(struct apq_mode_word),
 	       "layout");
 
-/*
- * However long the caller lets a sleeper block, it wakes this often to look
- * at the shared state again, so that a wakeup lost to a peer's bug or malice
- * costs at most this much delay, and is counted (rescues).
- */
-#define BACKSTOP_NS	(50 * 1000 * 1000)
 
 /*
  * A sleeper that a backstop re-check found with work and no wakeup waits this
@@ -173,7 +167,12 @@ int apq_sleeper_arm_internal(struct apq_sleeper *s, apq_has_work_fn has_work,
 {
 	int r = has_work(arg);
 
-	return r ? r : sleeper_announce(s, has_work, arg);
+	if (r == 0)
+		r = sleeper_announce(s, has_work, arg);
+	/* Armed: the loop's descriptor wakes at the backstop, too. */
+	if (r == 0)
+		apq_notifier_arm(s->notifier);
+	return r;
 }
 
 int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
@@ -207,8 +206,8 @@ int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
 		if (r)
 			return r;
 
-		backstop = deadline - now > BACKSTOP_NS;
-		chunk = backstop ? BACKSTOP_NS : deadline - now;
+		backstop = deadline - now > APQ_BACKSTOP_NS;
+		chunk = backstop ? APQ_BACKSTOP_NS : deadline - now;
 		/* A sleep that a backstop re-check continues is still one. */
 		if (!rechecked)
 			apq_count(&s->sleeps, 1);

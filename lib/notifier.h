@@ -31,7 +31,37 @@ struct apq_notifier_ops {
 /* Each backend embeds this as its first member. */
 struct apq_notifier {
 	const struct apq_notifier_ops *ops;
+	/* For event loops (apq_notifier_loop_open()): an epoll set of the
+	 * backend's descriptor and the backstop timer; -1 without. */
+	int loop_fd;
+	int timer_fd;
 };
+
+/*
+ * However long a sleeper blocks, it looks at the shared state again this
+ * often, so that a wakeup lost to a peer's bug or malice costs at most this
+ * much delay (and is counted: rescues), and a peer that died unseen is
+ * noticed.
+ */
+#define APQ_BACKSTOP_NS		(50 * 1000 * 1000)
+
+/* Set up n's base, without an event-loop descriptor. */
+void apq_notifier_init(struct apq_notifier *n,
+		       const struct apq_notifier_ops *ops);
+
+/*
+ * Give n an event-loop descriptor: an epoll set holding source_fd (readable
+ * when a notification is pending) and a timer that apq_notifier_arm()
+ * starts, so that a loop blocked in poll() wakes at the backstop too.
+ * @return 0 or a negative errno.
+ */
+int apq_notifier_loop_open(struct apq_notifier *n, int source_fd);
+
+/* Close what apq_notifier_loop_open() opened. */
+void apq_notifier_loop_close(struct apq_notifier *n);
+
+/* A sleeper armed for an event loop: start the backstop timer. */
+void apq_notifier_arm(struct apq_notifier *n);
 
 static inline int apq_notifier_peer(struct apq_notifier *n)
 {

@@ -245,6 +245,7 @@ static int xen_notifier_new(struct xen_notifier **out, xenevtchn_handle *xce,
 {
 	struct xen_notifier *x = calloc(1, sizeof(*x));
 	pthread_condattr_t attr;
+	int r;
 
 	if (!x || pthread_condattr_init(&attr)) {
 		free(x);
@@ -259,10 +260,17 @@ static int xen_notifier_new(struct xen_notifier **out, xenevtchn_handle *xce,
 	}
 	pthread_condattr_destroy(&attr);
 	pthread_mutex_init(&x->lock, NULL);
-	x->base.ops = &xen_ops;
+	apq_notifier_init(&x->base, &xen_ops);
 	x->xce = xce;
 	x->port = port;
 	x->owns_handle = owns_handle;
+	r = apq_notifier_loop_open(&x->base, xenevtchn_fd(xce));
+	if (r) {
+		pthread_cond_destroy(&x->cond);
+		pthread_mutex_destroy(&x->lock);
+		free(x);
+		return r;
+	}
 	*out = x;
 	return 0;
 }
@@ -339,7 +347,7 @@ APQ_EXPORT int apq_notifier_xen_fd(const struct apq_notifier *n)
 {
 	const struct xen_notifier *x = xen_notifier_of(n);
 
-	return x ? xenevtchn_fd(x->xce) : -EINVAL;
+	return x ? x->base.loop_fd : -EINVAL;
 }
 
 APQ_EXPORT size_t apq_xen_region_refs(size_t ring_bytes)

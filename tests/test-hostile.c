@@ -311,7 +311,10 @@ static void check_recv_result(struct victim *v, ssize_t r, int64_t t,
 		ok = t == 0 && (peek || !v->peeked);
 		break;
 	case -ETIMEDOUT:
-		ok = t > 0 && (peek || !v->peeked);
+		ok = t > 0 && !v->peeked;
+		break;
+	case -EDEADLK:
+		ok = peek && t != 0 && v->peeked;
 		break;
 	case -EMSGSIZE:
 		ok = !peek && small_cap && !v->peeked;
@@ -338,7 +341,7 @@ static void check_recv_result(struct victim *v, ssize_t r, int64_t t,
 	      call, (long long)t, v->peeked, r);
 	if (v->clean)
 		CHECK(r >= 0 || r == -EAGAIN || r == -ETIMEDOUT ||
-		      r == -EMSGSIZE || r == -EBUSY,
+		      r == -EMSGSIZE || r == -EBUSY || r == -EDEADLK,
 		      "%s: %s gave %zd on a clean ring", v->where, call,
 		      r);
 }

@@ -1040,6 +1040,7 @@ START_TEST(test_peek_release)
 	struct iovec v = { buf, sizeof(buf) };
 	unsigned int i;
 	struct rig r;
+	int64_t t0;
 
 	rig_open(&r, RING, NULL, NULL);
 	ck_assert_int_eq(apq_release(r.c), 0);	/* nothing peeked */
@@ -1079,6 +1080,12 @@ START_TEST(test_peek_release)
 		ck_assert_int_eq(apq_peek(r.c, &pkt[i], 0), 56);
 	ck_assert_int_eq(send_seq(r.p, 0, 0, 0), -EAGAIN);
 	ck_assert_int_eq(apq_peek(r.c, &pkt[0], 0), -EAGAIN);
+	/* Waiting now would deadlock: the producer waits for the space the
+	 * held packets take.  A waiting peek says so at once instead. */
+	t0 = now_ns();
+	ck_assert_int_eq(apq_peek(r.c, &pkt[0], -1), -EDEADLK);
+	ck_assert_int_eq(apq_peek(r.c, &pkt[0], SEC(1)), -EDEADLK);
+	ck_assert_int_lt(now_ns() - t0, SEC(1) / 2);
 	for (i = 1; i < RING / 64; i++)
 		ck_assert(pattern_ok(pkt[i], 56, 100 + i));
 	ck_assert_int_eq(apq_release(r.c), 0);
@@ -2922,6 +2929,7 @@ enum rec_setup {
 	AT_START,	/* one 8-byte packet at offset 0, 16 bytes published */
 	NEAR_END,	/* packets at 4032 (40 bytes), 4080 (8), 0 (200) */
 	AT_PAD,		/* a pad at 4032 (56 bytes), a 100-byte packet at 0 */
+	WHOLE_RING,	/* one packet filling the ring, at offset 0 */
 };
 
 static const struct {
@@ -2950,6 +2958,9 @@ static const struct {
 	{ AT_PAD, REC(0xfffffff8, TAG_PAD), "pad length 2^32 - 8" },
 	{ AT_PAD, REC(56, 0), "pad with tag 0" },
 	{ AT_PAD, REC(56, TAG_PAD ^ 0x100), "pad with a wrong tag" },
+	/* Never made by a producer (at offset 0 every record fits), and
+	 * what would let a racing peer keep a receive passing pads. */
+	{ WHOLE_RING, REC(RING - 8, TAG_PAD), "a pad at offset 0" },
 };
 
 #define N_REC_CASES	(sizeof(rec_cases) / sizeof(rec_cases[0]))
@@ -2962,6 +2973,10 @@ static size_t rec_setup(struct rig *r, enum rec_setup setup)
 	switch (setup) {
 	case AT_START:
 		ck_assert_int_eq(send_seq(r->p, 8, 0, 0), 0);
+		return 0;
+	case WHOLE_RING:
+		ck_assert_int_eq(send_seq(r->p, RING - 8, 0, 0), 0);
+		ck_assert_uint_eq(get32(r->mem, OFF_PROD), RING);
 		return 0;
 	case NEAR_END:
 	case AT_PAD:
@@ -3010,7 +3025,8 @@ START_TEST(test_corrupt_record)
 		      res);
 	assert_consumer_broken(r.c);
 	/* The producer does not read records: it goes on until full. */
-	ck_assert_int_eq(send_seq(r.p, 0, 99, 0), 0);
+	ck_assert_int_eq(send_seq(r.p, 0, 99, 0),
+			 rec_cases[k].setup == WHOLE_RING ? -EAGAIN : 0);
 	rig_close(&r);
 }
 END_TEST

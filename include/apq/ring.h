@@ -184,10 +184,12 @@ int apq_commit(struct apq_producer *p, size_t len);
 /*
  * Zero-copy receive: point *pkt at the next packet, in the ring.  Each call
  * takes the next packet; none of their space is given back to the producer
- * until apq_release().
+ * until apq_release().  While packets are held that way, a call does not
+ * wait: their space may be just what the producer waits for.
  *
- * @return the packet's length; otherwise as apq_recv() (never -EMSGSIZE or
- *   -EBUSY).
+ * @return the packet's length; -EDEADLK (no packet yet, packets are held,
+ *   and timeout_ns is not 0: apq_release() first, then wait); otherwise as
+ *   apq_recv() (never -EMSGSIZE or -EBUSY).
  */
 ssize_t apq_peek(struct apq_consumer *c, const void **pkt, int64_t timeout_ns);
 

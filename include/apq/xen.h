@@ -89,10 +89,15 @@ int apq_notifier_xen_adopt(struct apq_notifier **out,
 int apq_notifier_xen_port(const struct apq_notifier *n);
 
 /*
- * The event channel's file descriptor, for an event loop to poll: it becomes
- * readable when an event is pending.  apq's own waits consume the events, so
- * a loop that polls it must not also call xenevtchn_pending() itself.
- * @return the fd, or -EINVAL if n is not a Xen notifier.
+ * A file descriptor for an event loop to poll (poll, epoll, libuv,
+ * libevent): it becomes readable when an event is pending on the channel,
+ * and also at the backstop, 50 ms after a sleeper was armed
+ * (apq_consumer_arm(), apq_producer_arm(), apq_sleeper_arm()), so that a
+ * lost event or a peer that died costs at most that much delay.  Take what
+ * made it readable with apq_notifier_ack(), never with xenevtchn_pending():
+ * apq's own waits consume the events.
+ * @return the fd (the notifier owns it), or -EINVAL if n is not a Xen
+ *   notifier.
  */
 int apq_notifier_xen_fd(const struct apq_notifier *n);
 
