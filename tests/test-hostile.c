@@ -48,29 +48,7 @@
 
 #include <apq/apq.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
-
-/* The region layout (lib/region.h), which a hostile peer knows too. */
-#define CTRL		640
-#define OFF_MAGIC	0
-#define OFF_VERSION	4
-#define OFF_RING_BYTES	8
-#define OFF_PROD	128
-#define OFF_CONS	256
-#define OFF_DATA_WORD	384
-#define OFF_SPACE_WORD	512
-#define OFF_SEQ		8
-#define TAG_PACKET	UINT32_C(0x544b5041)
-#define TAG_PAD		UINT32_C(0x44415041)
+#include "testlib.h"
 
 #define SEC(x)		((int64_t)(x) * 1000000000)
 /* No call may take longer, whatever the corruption: the timeouts used are
@@ -93,34 +71,6 @@ static uint64_t seed;
 		if (!(cond))					\
 			ck_abort_msg(__VA_ARGS__);		\
 	} while (0)
-
-/* splitmix64: small, fast, and good enough to scatter scribbles. */
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return z ^ (z >> 31);
-}
-
-static uint32_t below(uint64_t *s, uint32_t n)
-{
-	return (uint32_t)(rnd(s) % n);
-}
-
-static bool chance(uint64_t *s, unsigned int percent)
-{
-	return below(s, 100) < percent;
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /*
  * Memory for a region: either ending exactly at a PROT_NONE page (an access
@@ -210,29 +160,29 @@ static const unsigned char *payload;	/* constant bytes to send */
 
 static int64_t pick_timeout(struct victim *v)
 {
-	return chance(v->rng, 85) ? 0 : 1 + below(v->rng, MAX_TIMEOUT_NS);
+	return rnd_chance(v->rng, 85) ? 0 : 1 + (uint32_t)rnd_below(v->rng, MAX_TIMEOUT_NS);
 }
 
 /* Mostly small packets, some large, a few too large. */
 static size_t pick_len(struct victim *v)
 {
-	uint32_t k = below(v->rng, 100);
+	uint32_t k = (uint32_t)rnd_below(v->rng, 100);
 
 	if (k < 70)
-		return below(v->rng, 80);
+		return (uint32_t)rnd_below(v->rng, 80);
 	if (k < 92)
-		return below(v->rng, (uint32_t)v->ring / 4);
+		return (uint32_t)rnd_below(v->rng, (uint32_t)v->ring / 4);
 	if (k < 97)
-		return v->max - below(v->rng, 32);
-	return v->max + 1 + below(v->rng, 64);
+		return v->max - (uint32_t)rnd_below(v->rng, 32);
+	return v->max + 1 + (uint32_t)rnd_below(v->rng, 64);
 }
 
 static void random_config(uint64_t *rng, struct apq_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->policy = (enum apq_policy)below(rng, 4);
+	cfg->policy = (enum apq_policy)(uint32_t)rnd_below(rng, 4);
 	if (cfg->policy == APQ_POLICY_SPIN)
-		cfg->spin_ns = below(rng, 20000);
+		cfg->spin_ns = (uint32_t)rnd_below(rng, 20000);
 }
 
 static void call_done(struct victim *v, int64_t start, const char *call)
@@ -359,7 +309,7 @@ static void v_send(struct victim *v)
 
 static void v_send_burst(struct victim *v)
 {
-	unsigned int n = 1 + below(v->rng, 8), i;
+	unsigned int n = 1 + (uint32_t)rnd_below(v->rng, 8), i;
 	struct iovec iov[8];
 	int64_t t = pick_timeout(v), start;
 	int r;
@@ -416,12 +366,12 @@ static void v_commit(struct victim *v)
 		      "reservation gave %d", v->where, r);
 		return;
 	}
-	if (chance(v->rng, 10)) {
+	if (rnd_chance(v->rng, 10)) {
 		r = apq_commit(v->p, v->reserved_len + 1);
 		CHECK(r == -EINVAL, "%s: apq_commit beyond the "
 		      "reservation gave %d", v->where, r);
 	}
-	len = v->reserved_len ? below(v->rng, (uint32_t)v->reserved_len + 1)
+	len = v->reserved_len ? (uint32_t)rnd_below(v->rng, (uint32_t)v->reserved_len + 1)
 			      : 0;
 	start = now_ns();
 	r = apq_commit(v->p, len);
@@ -438,8 +388,8 @@ static void v_commit(struct victim *v)
 
 static void v_recv(struct victim *v)
 {
-	bool small = chance(v->rng, 15);
-	size_t cap = small ? below(v->rng, 64) : BUF_BYTES;
+	bool small = rnd_chance(v->rng, 15);
+	size_t cap = small ? (uint32_t)rnd_below(v->rng, 64) : BUF_BYTES;
 	int64_t t = pick_timeout(v), start;
 	ssize_t r;
 	size_t i;
@@ -458,7 +408,7 @@ static void v_recv(struct victim *v)
 
 static void v_recv_burst(struct victim *v)
 {
-	unsigned int n = 1 + below(v->rng, 6), i;
+	unsigned int n = 1 + (uint32_t)rnd_below(v->rng, 6), i;
 	size_t caps[6], off = 0;
 	struct iovec iov[6];
 	bool small = false;
@@ -469,7 +419,7 @@ static void v_recv_burst(struct victim *v)
 	/* Buffers one after the other in v->buf, 64 canary bytes after
 	 * each. */
 	for (i = 0; i < n; i++) {
-		caps[i] = chance(v->rng, 20) ? below(v->rng, 64)
+		caps[i] = rnd_chance(v->rng, 20) ? (uint32_t)rnd_below(v->rng, 64)
 					     : BUF_BYTES / 8 - 64;
 		small |= caps[i] < v->max;
 		iov[i] = (struct iovec){ v->buf + off, caps[i] };
@@ -611,7 +561,7 @@ static void v_reattach_c(struct victim *v)
 /* One random call on whichever side is attached. */
 static void v_random_call(struct victim *v)
 {
-	uint32_t k = below(v->rng, 100);
+	uint32_t k = (uint32_t)rnd_below(v->rng, 100);
 
 	if (k < 55 && v->p) {
 		if (k < 20)
@@ -632,7 +582,7 @@ static void v_random_call(struct victim *v)
 		else
 			v_release(v);
 	}
-	if (chance(v->rng, 5))
+	if (rnd_chance(v->rng, 5))
 		v_stats(v);
 }
 
@@ -648,7 +598,7 @@ static void drive_producer(struct victim *v)
 	if (v->reserved)
 		v_commit(v);
 	for (i = 0; i < v->ring / 8 + 4; i++) {
-		size_t len = below(v->rng, 64);
+		size_t len = (uint32_t)rnd_below(v->rng, 64);
 		int64_t start = now_ns();
 
 		r = apq_send(v->p, payload, len, 0);
@@ -708,26 +658,6 @@ static const char *const corruption_names[C_KINDS] = {
 	"control words", "ring garbage", "region garbage", "wake sequences",
 };
 
-static void put32(unsigned char *mem, size_t off, uint32_t x)
-{
-	__atomic_store_n((uint32_t *)(mem + off), x, __ATOMIC_RELAXED);
-}
-
-static void put64(unsigned char *mem, size_t off, uint64_t x)
-{
-	__atomic_store_n((uint64_t *)(mem + off), x, __ATOMIC_RELAXED);
-}
-
-static uint32_t get32(const unsigned char *mem, size_t off)
-{
-	return __atomic_load_n((const uint32_t *)(mem + off), __ATOMIC_RELAXED);
-}
-
-static uint64_t get64(const unsigned char *mem, size_t off)
-{
-	return __atomic_load_n((const uint64_t *)(mem + off), __ATOMIC_RELAXED);
-}
-
 /* Ring offsets of the published records the consumer has not passed.
  * Careful, as the region may be corrupt already (a second corruption in one
  * iteration): it stops at the first record that makes no sense.
@@ -768,82 +698,82 @@ static void corrupt(struct victim *v, enum corruption kind)
 
 	switch (kind) {
 	case C_PROD:
-		put32(v->mem, OFF_PROD, (uint32_t)rnd(rng));
+		set32(v->mem, OFF_PROD, (uint32_t)rnd(rng));
 		break;
 	case C_CONS:
-		put32(v->mem, OFF_CONS, (uint32_t)rnd(rng));
+		set32(v->mem, OFF_CONS, (uint32_t)rnd(rng));
 		break;
 	case C_RECORD:
 	case C_RECORD_NEAR:
 		n = live_records(v, pos, 64);
 		if (n == 0) {
 			/* Nothing queued: corrupt what says so. */
-			put32(v->mem, OFF_PROD, (uint32_t)rnd(rng));
+			set32(v->mem, OFF_PROD, (uint32_t)rnd(rng));
 			break;
 		}
-		off = CTRL + pos[below(rng, n)];
+		off = CTRL + pos[(uint32_t)rnd_below(rng, n)];
 		if (kind == C_RECORD) {
-			put64(v->mem, off, rnd(rng));
+			set64(v->mem, off, rnd(rng));
 			break;
 		}
-		switch (below(rng, 5)) {
+		switch ((uint32_t)rnd_below(rng, 5)) {
 		case 0:	/* flip the tag between packet and pad */
-			put64(v->mem, off, get64(v->mem, off) ^
+			set64(v->mem, off, get64(v->mem, off) ^
 			      ((uint64_t)(TAG_PACKET ^ TAG_PAD) << 32));
 			break;
 		case 1:	/* length off by a little */
-			put64(v->mem, off, get64(v->mem, off) +
-			      (8 * (1 + below(rng, 4))) - 16);
+			set64(v->mem, off, get64(v->mem, off) +
+			      (8 * (1 + (uint32_t)rnd_below(rng, 4))) - 16);
 			break;
 		case 2:	/* length anything below the ring size */
-			put64(v->mem, off, (get64(v->mem, off) &
+			set64(v->mem, off, (get64(v->mem, off) &
 					    ~UINT64_C(0xffffffff)) |
-			      below(rng, (uint32_t)v->ring));
+			      (uint32_t)rnd_below(rng, (uint32_t)v->ring));
 			break;
 		case 3:	/* length just below 2^32: padded, it wraps to
 			 * a small record size */
-			put64(v->mem, off, (get64(v->mem, off) &
+			set64(v->mem, off, (get64(v->mem, off) &
 					    ~UINT64_C(0xffffffff)) |
-			      (UINT32_C(0xffffffff) - below(rng, 8)));
+			      (UINT32_C(0xffffffff) - (uint32_t)rnd_below(rng, 8)));
 			break;
 		default: /* one random byte of it */
-			put64(v->mem, off, get64(v->mem, off) ^
-			      (uint64_t)(1 + below(rng, 255)) <<
-			      (8 * below(rng, 8)));
+			set64(v->mem, off, get64(v->mem, off) ^
+			      (uint64_t)(1 + (uint32_t)rnd_below(rng, 255)) <<
+			      (8 * (uint32_t)rnd_below(rng, 8)));
 			break;
 		}
 		break;
 	case C_MODE_WORD:
-		v->mode_word = chance(rng, 50) ? OFF_DATA_WORD : OFF_SPACE_WORD;
-		put64(v->mem, v->mode_word, rnd(rng));
+		v->mode_word = rnd_chance(rng, 50) ? OFF_DATA_WORD : OFF_SPACE_WORD;
+		set64(v->mem, v->mode_word, rnd(rng));
 		break;
 	case C_HEADER:
-		put32(v->mem, 4 * below(rng, 3), (uint32_t)rnd(rng));
+		set32(v->mem, 4 * (uint32_t)rnd_below(rng, 3), (uint32_t)rnd(rng));
 		break;
 	case C_INDEX_NEAR:
-		off = chance(rng, 50) ? OFF_PROD : OFF_CONS;
-		put32(v->mem, off, get32(v->mem, off) +
-		      (uint32_t)(4 * (int)below(rng, 9)) - 16);
+		off = rnd_chance(rng, 50) ? OFF_PROD : OFF_CONS;
+		set32(v->mem, off, get32(v->mem, off) +
+		      (uint32_t)(4 * (int)(uint32_t)rnd_below(rng, 9)) - 16);
 		break;
 	case C_BYTES:
-		for (i = 1 + below(rng, 16); i > 0; i--)
-			v->mem[below(rng, (uint32_t)v->bytes)] =
+		for (i = 1 + (uint32_t)rnd_below(rng, 16); i > 0; i--)
+			v->mem[(uint32_t)rnd_below(rng, (uint32_t)v->bytes)] =
 				(unsigned char)rnd(rng);
 		break;
 	case C_CTRL_WORDS:
-		for (i = 1 + below(rng, 4); i > 0; i--)
-			put32(v->mem, 4 * below(rng, CTRL / 4),
+		for (i = 1 + (uint32_t)rnd_below(rng, 4); i > 0; i--)
+			set32(v->mem, 4 * (uint32_t)rnd_below(rng, CTRL / 4),
 			      (uint32_t)rnd(rng));
 		break;
 	case C_RING_GARBAGE:
 	case C_ALL_GARBAGE:
 		for (off = kind == C_RING_GARBAGE ? CTRL : 0; off < v->bytes;
 		     off += 8)
-			put64(v->mem, off, rnd(rng));
+			set64(v->mem, off, rnd(rng));
 		break;
 	case C_SEQ:
-		put32(v->mem, OFF_DATA_WORD + OFF_SEQ, (uint32_t)rnd(rng));
-		put32(v->mem, OFF_SPACE_WORD + OFF_SEQ, (uint32_t)rnd(rng));
+		set32(v->mem, OFF_DATA_WORD + OFF_SEQ, (uint32_t)rnd(rng));
+		set32(v->mem, OFF_SPACE_WORD + OFF_SEQ, (uint32_t)rnd(rng));
 		break;
 	case C_KINDS:
 		break;
@@ -860,8 +790,8 @@ static void one_iteration(struct arena *arenas, uint64_t *rng,
 			  unsigned char *buf, unsigned int it, int test,
 			  struct tally *tally)
 {
-	enum corruption kind = (enum corruption)below(rng, C_KINDS);
-	struct arena *a = &arenas[below(rng, 2 * RINGS)];
+	enum corruption kind = (enum corruption)(uint32_t)rnd_below(rng, C_KINDS);
+	struct arena *a = &arenas[(uint32_t)rnd_below(rng, 2 * RINGS)];
 	struct victim v = {
 		.mem = a->mem, .bytes = a->bytes, .ring = a->ring,
 		.max = apq_packet_max(a->ring), .rng = rng, .buf = buf,
@@ -883,7 +813,7 @@ static void one_iteration(struct arena *arenas, uint64_t *rng,
 
 	/* Traffic on a clean ring: any state, including wrapped, full,
 	 * reserved or peeked. */
-	steps = below(rng, 150);
+	steps = (uint32_t)rnd_below(rng, 150);
 	for (i = 0; i < steps; i++)
 		v_random_call(&v);
 	/* A record corruption aims at records the consumer has not passed
@@ -901,7 +831,7 @@ static void one_iteration(struct arena *arenas, uint64_t *rng,
 		drive_producer(&v);
 		break;
 	case C_MODE_WORD:
-		if (chance(rng, 50)) {
+		if (rnd_chance(rng, 50)) {
 			drive_producer(&v);
 			drive_consumer(&v);
 		} else {
@@ -948,16 +878,16 @@ static void one_iteration(struct arena *arenas, uint64_t *rng,
 		tally->eproto[kind]++;
 
 	/* Then anything, including detaching and attaching again. */
-	steps = below(rng, 60);
+	steps = (uint32_t)rnd_below(rng, 60);
 	for (i = 0; i < steps; i++) {
 		v_random_call(&v);
-		if (chance(rng, 3))
+		if (rnd_chance(rng, 3))
 			v_reattach_p(&v);
-		if (chance(rng, 3))
+		if (rnd_chance(rng, 3))
 			v_reattach_c(&v);
 	}
-	if (chance(rng, 20))
-		corrupt(&v, (enum corruption)below(rng, C_KINDS));
+	if (rnd_chance(rng, 20))
+		corrupt(&v, (enum corruption)(uint32_t)rnd_below(rng, C_KINDS));
 	drive_producer(&v);
 	drive_consumer(&v);
 	v_stats(&v);
@@ -1068,59 +998,59 @@ static void *hostile_peer(void *arg)
 	unsigned int burst;
 
 	while (!__atomic_load_n(&h->stop, __ATOMIC_ACQUIRE)) {
-		for (burst = 1 + below(rng, 4); burst > 0; burst--) {
-			uint32_t k = below(rng, 100), c;
-			size_t off = chance(rng, 50) ? OFF_PROD : OFF_CONS;
-			size_t word = chance(rng, 50) ? OFF_DATA_WORD
+		for (burst = 1 + (uint32_t)rnd_below(rng, 4); burst > 0; burst--) {
+			uint32_t k = (uint32_t)rnd_below(rng, 100), c;
+			size_t off = rnd_chance(rng, 50) ? OFF_PROD : OFF_CONS;
+			size_t word = rnd_chance(rng, 50) ? OFF_DATA_WORD
 						      : OFF_SPACE_WORD;
 			uint64_t x = rnd(rng);
 
 			if (k < 10) {
-				put32(h->mem, off, (uint32_t)x);
+				set32(h->mem, off, (uint32_t)x);
 			} else if (k < 30) {
 				/* Moved a little: often, but not always,
 				 * inconsistent. */
-				put32(h->mem, off, get32(h->mem, off) +
-				      4 * below(rng, 9) - 16);
+				set32(h->mem, off, get32(h->mem, off) +
+				      4 * (uint32_t)rnd_below(rng, 9) - 16);
 			} else if (k < 40) {
 				/* A consistent empty ring, so that attach
 				 * can succeed again. */
 				c = get32(h->mem, OFF_CONS) & ~UINT32_C(7);
-				put32(h->mem, OFF_CONS, c);
-				put32(h->mem, OFF_PROD, c);
+				set32(h->mem, OFF_CONS, c);
+				set32(h->mem, OFF_PROD, c);
 			} else if (k < 55) {
 				/* Magic right, SLEEPING and CLOSED at
 				 * random: wakeups and -EPIPE, not -EPROTO. */
-				put64(h->mem, word, UINT64_C(0xa5) << 56 |
+				set64(h->mem, word, UINT64_C(0xa5) << 56 |
 				      (x & ((UINT64_C(1) << 56) - 1)));
 			} else if (k < 60) {
-				put64(h->mem, word, x);
+				set64(h->mem, word, x);
 			} else if (k < 70) {
-				put32(h->mem, word + OFF_SEQ, (uint32_t)x);
+				set32(h->mem, word + OFF_SEQ, (uint32_t)x);
 			} else if (k < 78) {
-				c = below(rng, 3);
-				put32(h->mem, 4 * c,
+				c = (uint32_t)rnd_below(rng, 3);
+				set32(h->mem, 4 * c,
 				      k < 72 ? (uint32_t)x : h->header[c]);
 			} else if (h->ring_too) {
 				/* Record headers and payload alike: random,
 				 * or a plausible header. */
-				off = CTRL + 8 * below(rng, (uint32_t)
+				off = CTRL + 8 * (uint32_t)rnd_below(rng, (uint32_t)
 						       (h->bytes - CTRL) / 8);
-				if (chance(rng, 50))
-					x = (uint64_t)(chance(rng, 50)
+				if (rnd_chance(rng, 50))
+					x = (uint64_t)(rnd_chance(rng, 50)
 						       ? TAG_PACKET : TAG_PAD)
-					    << 32 | below(rng, (uint32_t)
+					    << 32 | (uint32_t)rnd_below(rng, (uint32_t)
 							  (h->bytes - CTRL));
-				put64(h->mem, off, x);
+				set64(h->mem, off, x);
 			}
 			h->writes++;
 		}
 		/* Let the victim make progress between bursts: a few calls,
 		 * or a few hundred. */
-		if (chance(rng, 50)) {
+		if (rnd_chance(rng, 50)) {
 			sched_yield();
 		} else {
-			struct timespec ts = { 0, below(rng, 50000) };
+			struct timespec ts = { 0, (uint32_t)rnd_below(rng, 50000) };
 
 			nanosleep(&ts, NULL);
 		}
@@ -1146,7 +1076,7 @@ START_TEST(test_hostile_peer)
 		struct arena *a = &arenas[round % (2 * RINGS)];
 		struct hostile h = {
 			.mem = a->mem, .bytes = a->bytes, .rng = rnd(&rng),
-			.ring_too = _i == 0 && !UNDER_TSAN,
+			.ring_too = _i == 0 && !TEST_UNDER_TSAN,
 		};
 		struct victim v = {
 			.mem = a->mem, .bytes = a->bytes, .ring = a->ring,
@@ -1179,9 +1109,9 @@ START_TEST(test_hostile_peer)
 			/* Broken or gone: attach again, to keep the peer
 			 * busy with live endpoints (not at every turn: the
 			 * region may stay unattachable for a while). */
-			if ((!v.p || v.p_broken) && chance(&rng, 10))
+			if ((!v.p || v.p_broken) && rnd_chance(&rng, 10))
 				v_reattach_p(&v);
-			if ((!v.c || v.c_broken) && chance(&rng, 10))
+			if ((!v.c || v.c_broken) && rnd_chance(&rng, 10))
 				v_reattach_c(&v);
 		}
 		__atomic_store_n(&h.stop, 1, __ATOMIC_RELEASE);
@@ -1211,15 +1141,6 @@ START_TEST(test_hostile_peer)
 }
 END_TEST
 
-static uint64_t seed_from_env(void)
-{
-	const char *s = getenv("APQ_SEED");
-
-	if (s && *s)
-		return strtoull(s, NULL, 0);
-	return (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
-}
-
 static Suite *hostile_suite(void)
 {
 	Suite *s = suite_create("hostile");
@@ -1243,9 +1164,9 @@ int main(void)
 	SRunner *sr;
 	int failed;
 
-	seed = seed_from_env();
+	seed = test_seed();
 	printf("test-hostile: APQ_SEED=%llu%s\n", (unsigned long long)seed,
-	       UNDER_TSAN ? " (ThreadSanitizer: the peer spares the ring)"
+	       TEST_UNDER_TSAN ? " (ThreadSanitizer: the peer spares the ring)"
 			  : "");
 	fflush(stdout);
 	sr = srunner_create(hostile_suite());

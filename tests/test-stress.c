@@ -50,8 +50,10 @@
 
 #include <apq/apq.h>
 
-#define NSEC		INT64_C(1000000000)
-#define MSEC		INT64_C(1000000)
+#include "testlib.h"
+
+#define NSEC		TEST_NSEC
+#define MSEC		TEST_MSEC
 #define USEC		INT64_C(1000)
 
 /* A blocking call that takes this long means the queue stalled. */
@@ -65,24 +67,7 @@
 /* A test's own failure, after it was recorded in the side's result. */
 #define FATAL		(-100000)
 
-/*
- * Sanitizer builds run 3-15 times slower: the minimum amounts of work shrink
- * by this factor, the budgets do not.
- */
-#if defined(__SANITIZE_THREAD__)
-#define SLOWDOWN	10
-#elif defined(__SANITIZE_ADDRESS__)
-#define SLOWDOWN	3
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SLOWDOWN	10
-#elif __has_feature(address_sanitizer)
-#define SLOWDOWN	3
-#endif
-#endif
-#ifndef SLOWDOWN
-#define SLOWDOWN	1
-#endif
+#define SLOWDOWN	TEST_SLOWDOWN
 
 /* Set in main() before any test runs; read-only afterwards. */
 static uint64_t base_seed;
@@ -90,31 +75,6 @@ static double unit_seconds;	/* the budget of a test of weight 1 */
 static bool strict_latency;
 
 /* ---- time ---- */
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * NSEC + ts.tv_nsec;
-}
-
-static void sleep_ns(int64_t ns)
-{
-	struct timespec ts = { .tv_sec = ns / NSEC, .tv_nsec = ns % NSEC };
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-/* A delay that keeps the CPU: the peer sees a slow side, not a sleeping one. */
-static void spin_ns(int64_t ns)
-{
-	int64_t end = now_ns() + ns;
-
-	while (now_ns() < end)
-		;
-}
 
 /* Tiny sleeps must be tiny: the default timer slack (50 us) would round
  * every nanosleep up past the delays the jitter tests ask for. */
@@ -173,14 +133,6 @@ static bool keep_going(const struct budget *b, uint64_t done)
 
 /* ---- random numbers and the packet oracle ---- */
 
-static uint64_t mix64(uint64_t x)
-{
-	x += UINT64_C(0x9e3779b97f4a7c15);
-	x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	x = (x ^ (x >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return x ^ (x >> 31);
-}
-
 struct rng {
 	uint64_t s;
 };
@@ -190,15 +142,9 @@ static struct rng rng_make(uint64_t seed, uint64_t stream)
 	return (struct rng){ .s = mix64(seed ^ mix64(stream)) };
 }
 
-static uint64_t rng_next(struct rng *r)
-{
-	r->s += UINT64_C(0x9e3779b97f4a7c15);
-	return mix64(r->s);
-}
-
 static uint64_t rng_below(struct rng *r, uint64_t n)
 {
-	return n ? rng_next(r) % n : 0;
+	return n ? rnd_below(&r->s, n) : 0;
 }
 
 static uint64_t name_hash(const char *s)
@@ -406,13 +352,6 @@ static struct extra *extra_of(const struct run *run, void *mem)
 	return (struct extra *)((unsigned char *)mem + run->mem_bytes);
 }
 
-static void *map_memfd(int fd, size_t bytes)
-{
-	void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-
-	return m == MAP_FAILED ? NULL : m;
-}
-
 /*
  * A MAP_SHARED memfd of map_bytes, zeroed.  Threads use it too: the region
  * does not care, and one allocator serves both kinds of test.
@@ -424,7 +363,7 @@ static void run_map(struct run *run, size_t region_bytes)
 	run->memfd = memfd_create("apq-stress", MFD_CLOEXEC);
 	ck_assert_msg(run->memfd >= 0, "memfd_create: %s", strerror(errno));
 	ck_assert_int_eq(ftruncate(run->memfd, (off_t)run->map_bytes), 0);
-	run->mem = map_memfd(run->memfd, run->map_bytes);
+	run->mem = map_shared_fd(run->memfd, run->map_bytes);
 	ck_assert_ptr_nonnull(run->mem);
 }
 
@@ -457,63 +396,25 @@ static void *side_thread(void *p)
 	return NULL;
 }
 
-static bool read_all(int fd, void *buf, size_t len)
-{
-	unsigned char *b = buf;
-
-	while (len) {
-		ssize_t r = read(fd, b, len);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return false;
-		b += r;
-		len -= (size_t)r;
-	}
-	return true;
-}
-
-static void write_all(int fd, const void *buf, size_t len)
-{
-	const unsigned char *b = buf;
-
-	while (len) {
-		ssize_t r = write(fd, b, len);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return;
-		b += r;
-		len -= (size_t)r;
-	}
-}
-
 /*
  * The forked side: its own mapping of the memfd (at another address, as a
  * second process or domain would have it), its own notifier (the side
  * function makes it), its result through the pipe and its exit status.
  * Never returns.
  */
-static void child_main(const struct run *run, side_fn fn, int pipe_w,
-		       pid_t parent)
+static void child_main(const struct run *run, side_fn fn, int pipe_w)
 {
 	static struct side_result res;
 	void *mem;
 
-	/* A failed assertion ends the parent's test; do not outlive it. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(3);
-	mem = map_memfd(run->memfd, run->map_bytes);
+	mem = map_shared_fd(run->memfd, run->map_bytes);
 	if (!mem) {
 		FAIL(&res, "child: mmap: %s", strerror(errno));
 	} else {
 		fn(run, mem, &res);
 		munmap(mem, run->map_bytes);
 	}
-	write_all(pipe_w, &res, sizeof(res));
+	(void)write_all(pipe_w, &res, sizeof(res));
 	close(pipe_w);
 	_exit(res.err[0] ? 1 : 0);
 }
@@ -540,18 +441,16 @@ static void run_pair(const struct run *run, side_fn first, side_fn second,
 		for (i = 0; i < 2; i++)
 			ck_assert_int_eq(pthread_join(t[i], NULL), 0);
 	} else {
-		pid_t parent = getpid(), pid;
 		int fds[2], status;
 		bool got;
+		pid_t pid;
 
 		ck_assert_int_eq(pipe(fds), 0);
-		fflush(stdout);
-		fflush(stderr);
-		pid = fork();
+		pid = test_fork();
 		ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
 		if (pid == 0) {
 			close(fds[0]);
-			child_main(run, second, fds[1], parent);
+			child_main(run, second, fds[1]);
 		}
 		close(fds[1]);
 		first(run, run->mem, &out[0]);
@@ -2090,11 +1989,7 @@ int main(void)
 			return 2;
 		}
 	}
-	env = getenv("APQ_SEED");
-	if (env && *env)
-		base_seed = strtoull(env, NULL, 0);
-	else
-		base_seed = mix64((uint64_t)now_ns() ^ (uint64_t)getpid() << 32);
+	base_seed = test_seed();
 	env = getenv("APQ_STRICT_LATENCY");
 	strict_latency = env && *env && strcmp(env, "0") != 0;
 	unit_seconds = seconds / total_weight();

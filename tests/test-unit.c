@@ -34,26 +34,9 @@
 
 #include <apq/apq.h>
 
+#include "testlib.h"
+
 #define RING		4096
-#define CTRL		640		/* control area before the ring */
-#define OFF_MAGIC	0
-#define OFF_VERSION	4
-#define OFF_RING_BYTES	8
-#define OFF_PROD	128
-#define OFF_CONS	256
-#define OFF_DATA_WORD	384		/* the consumer's mode word */
-#define OFF_SPACE_WORD	512		/* the producer's mode word */
-#define OFF_SEQ		8		/* wake sequence, inside a mode word */
-
-#define TAG_PACKET	UINT64_C(0x544b5041)
-#define TAG_PAD		UINT64_C(0x44415041)
-#define REC(len, tag)	((uint64_t)(tag) << 32 | (uint32_t)(len))
-
-#define M_SLEEPING	UINT64_C(1)
-#define M_CLOSED	UINT64_C(2)
-#define MODE(ep, fl)	(UINT64_C(0xa5) << 56 | (uint64_t)(ep) << 2 | (fl))
-#define MODE_EPISODE(m)	((m) >> 2 & ((UINT64_C(1) << 54) - 1))
-
 #define MS(x)		((int64_t)(x) * 1000000)
 #define SEC(x)		((int64_t)(x) * 1000000000)
 /* Timed calls must block at least their timeout, and not absurdly longer:
@@ -63,25 +46,9 @@
  * timeout (which is then set far larger). */
 #define PROMPT		SEC(1)
 
-static uint64_t test_seed;
+static uint64_t base_seed;
 
 /* Helpers */
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void sleep_ns(int64_t ns)
-{
-	struct timespec ts = { ns / 1000000000, ns % 1000000000 };
-
-	while (nanosleep(&ts, &ts) != 0)
-		;
-}
 
 /* A payload that differs per packet and per byte, so that a packet received
  * out of order, shifted or truncated is noticed. */
@@ -103,28 +70,6 @@ static bool pattern_ok(const void *buf, size_t len, uint32_t seq)
 		if (b[i] != (unsigned char)(seq * 131u + i * 7u + 1u))
 			return false;
 	return true;
-}
-
-/* The region's shared words, accessed the way a peer would: atomically, so
- * that tests with a second thread stay free of data races. */
-static uint32_t get32(const unsigned char *mem, size_t off)
-{
-	return __atomic_load_n((const uint32_t *)(mem + off), __ATOMIC_ACQUIRE);
-}
-
-static void set32(unsigned char *mem, size_t off, uint32_t v)
-{
-	__atomic_store_n((uint32_t *)(mem + off), v, __ATOMIC_RELEASE);
-}
-
-static uint64_t get64(const unsigned char *mem, size_t off)
-{
-	return __atomic_load_n((const uint64_t *)(mem + off), __ATOMIC_ACQUIRE);
-}
-
-static void set64(unsigned char *mem, size_t off, uint64_t v)
-{
-	__atomic_store_n((uint64_t *)(mem + off), v, __ATOMIC_RELEASE);
 }
 
 /* A zeroed, initialised region: zeroed so that stale ring bytes are the
@@ -1524,7 +1469,7 @@ START_TEST(test_model)
 	unsigned int op;
 
 	ck_assert_ptr_nonnull(t);
-	t->rng = test_seed + _i;
+	t->rng = base_seed + _i;
 	rig_open(&t->r, (size_t)RING << _i, NULL, NULL);
 	t->m.size = (uint32_t)(RING << _i);
 	for (op = 0; op < 40000; op++) {
@@ -3444,15 +3389,6 @@ START_TEST(test_sleeper_arm)
 }
 END_TEST
 
-static uint64_t seed_from_env(void)
-{
-	const char *s = getenv("APQ_SEED");
-
-	if (s && *s)
-		return strtoull(s, NULL, 0);
-	return (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
-}
-
 static Suite *unit_suite(void)
 {
 	Suite *s = suite_create("unit");
@@ -3536,8 +3472,8 @@ int main(void)
 	SRunner *sr;
 	int failed;
 
-	test_seed = seed_from_env();
-	printf("test-unit: APQ_SEED=%llu\n", (unsigned long long)test_seed);
+	base_seed = test_seed();
+	printf("test-unit: APQ_SEED=%llu\n", (unsigned long long)base_seed);
 	fflush(stdout);
 	sr = srunner_create(unit_suite());
 	srunner_run_all(sr, CK_ENV);

@@ -64,6 +64,8 @@
 #include <apq/apq.h>
 #include <apq/xen.h>
 
+#include "../testlib.h"
+
 #define DOM0		0u
 #define MAX_REGIONS	2
 #define MAX_REFS	64
@@ -107,17 +109,9 @@ enum stream_id { S_STREAM = 1, S_REQ, S_RESP, S_KILL, S_DETACH };
 static uint64_t seed;
 static unsigned char pattern[PATTERN_PERIOD + MAX_PKT];
 
-static uint64_t mix(uint64_t x)
-{
-	x += UINT64_C(0x9e3779b97f4a7c15);
-	x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	x = (x ^ (x >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return x ^ (x >> 31);
-}
-
 static uint64_t hash3(uint64_t stream, uint64_t seq, uint64_t salt)
 {
-	return mix(seed ^ mix(stream << 48 ^ seq) ^ salt);
+	return mix64(seed ^ mix64(stream << 48 ^ seq) ^ salt);
 }
 
 /* Length of packet seq of a stream: header only, near max (so records
@@ -167,23 +161,6 @@ static const char *pkt_bad(const void *buf, size_t len, enum stream_id s,
 		   pattern + hash3(s, seq, 2) % PATTERN_PERIOD, len - HDR))
 		return "corrupt payload";
 	return NULL;
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void sleep_ns(int64_t ns)
-{
-	struct timespec ts = { .tv_sec = ns / 1000000000,
-			       .tv_nsec = ns % 1000000000 };
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
 }
 
 static const char *err_name(long r)
@@ -1453,14 +1430,13 @@ static void run_scenario(const struct scenario *sc)
 
 int main(void)
 {
-	const char *s = getenv("APQ_SEED");
 	size_t i;
 	int64_t t0 = now_ns();
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	seed = s && *s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
+	seed = test_seed();
 	for (i = 0; i < sizeof(pattern); i++)
-		pattern[i] = (unsigned char)mix(seed ^ i);
+		pattern[i] = (unsigned char)mix64(seed ^ i);
 	printf("xen-test: seed %" PRIu64 " (APQ_SEED=%" PRIu64 " replays it)\n", seed, seed);
 
 	for (i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
