@@ -36,6 +36,12 @@
  *                event channel itself (poll() on apq_notifier_xen_fd() of
  *                an armed consumer), and that the event loop's next
  *                timeout-0 calls then return -EPIPE.
+ *   kill-F-unnotified  F publishes three packets without notifying and
+ *                dies at once, while B sleeps: B must get them, then -EPIPE
+ *                (the death's event must not cut the drain short).
+ *   eventloop-backstop  B waits as an event loop, armed; F publishes a
+ *                packet without notifying: the descriptor must still wake,
+ *                at the backstop, and the loop find the packet.
  *   detach-*     a producer detaches with packets still queued (staying
  *                alive, or exiting before the consumer drains); the
  *                consumer must get every packet, then -EPIPE.  A consumer
@@ -759,7 +765,8 @@ static void body_kill_fd(struct ctx *c)
 	struct pollfd pfd;
 	uint64_t seq;
 	ssize_t r0, r1;
-	int n, again;
+	int n, again = 0;
+	int64_t deadline;
 
 	if (c->role == F) {
 		struct apq_producer *p = attach_p(c, 0);
@@ -793,12 +800,20 @@ static void body_kill_fd(struct ctx *c)
 		send_msg(c, MSG_READY, 0, NULL, NULL);
 		if (n != 0)
 			cfail(c, "B: the fd is readable before the kill");
-		n = poll(&pfd, 1, (int)(10 * KILL_BOUND_NS / MS));
-		send_msg(c, MSG_EVENT, n == 1 && (pfd.revents & POLLIN), NULL,
+		/* The descriptor also wakes at the backstop while armed:
+		 * re-arm then, until the death's event arrives. */
+		deadline = now_ns() + 10 * KILL_BOUND_NS;
+		for (;;) {
+			n = poll(&pfd, 1, (int)((deadline - now_ns()) / MS));
+			if (n != 1 || (again = apq_notifier_ack(c->n[0])) != 0)
+				break;
+			if (apq_consumer_arm(k) < 0)
+				continue;	/* the death shows; its event must come */
+		}
+		send_msg(c, MSG_EVENT, n == 1 && again == 1, NULL,
 			 "B: poll() on the event channel's fd returned %d", n);
-		/* What the event loop does next: take the notification, then
-		 * receive without blocking, which must report the death. */
-		again = apq_notifier_ack(c->n[0]);
+		/* What the event loop does next: receive without blocking,
+		 * which must report the death. */
 		r0 = apq_recv(k, buf, sizeof(buf), 0);
 		r1 = apq_consumer_arm(k);
 		send_msg(c, MSG_INFO, 0, NULL, "B: apq_notifier_ack %d, then "
@@ -813,6 +828,122 @@ static void body_kill_fd(struct ctx *c)
 		send_cstats(c, k);
 		apq_consumer_detach(k);
 	}
+}
+
+/*
+ * Publish n packets of stream s into region i as a producer would, records
+ * and index, but without the wakeup check: a producer caught between its
+ * publish and its wakeup, or one whose notification got lost.
+ */
+static void publish_unnotified(struct ctx *c, int i, enum stream_id s,
+			       uint64_t seq0, unsigned n, size_t len)
+{
+	unsigned char *mem = apq_xen_region_mem(c->x[i]);
+	size_t ring = c->sc->ring[i];
+	uint32_t prod = get32(mem, OFF_PROD);
+	unsigned k;
+
+	for (k = 0; k < n; k++) {
+		size_t pos = prod % ring;
+
+		if (pos + REC_SIZE(len) > ring)
+			cfail(c, "publish_unnotified: the record would wrap");
+		pkt_fill(mem + CTRL + pos + 8, s, seq0 + k, len);
+		set64(mem, CTRL + pos, REC(len, TAG_PACKET));
+		prod += (uint32_t)REC_SIZE(len);
+	}
+	set32(mem, OFF_PROD, prod);	/* release: the records first */
+}
+
+/*
+ * kill-F-unnotified: F publishes three packets without notifying and dies at
+ * once, while B sleeps in apq_recv(): the death's event wakes B, which must
+ * hand over the three packets before -EPIPE.
+ */
+static void body_kill_unnotified(struct ctx *c)
+{
+	unsigned char buf[MAX_PKT];
+	struct apq_stats st;
+	uint64_t seq;
+	ssize_t r;
+
+	if (c->role == F) {
+		(void)attach_p(c, 0);
+		wait_go(c);	/* B sleeps */
+		publish_unnotified(c, 0, S_KILL, 0, 3, 200);
+		raise(SIGKILL);
+	}
+	struct apq_consumer *k = attach_c(c, 0);
+
+	send_msg(c, MSG_READY, 0, NULL, NULL);
+	for (seq = 0; seq < 3; seq++) {
+		r = apq_recv(k, buf, sizeof(buf), -1);
+		if (r < 0)
+			cfail(c, "B: apq_recv gave %s before packet %" PRIu64
+			      " of 3 the dead producer had published",
+			      err_name(r), seq);
+		if (pkt_bad(buf, (size_t)r, S_KILL, seq, 200))
+			cfail(c, "B: packet %" PRIu64 " damaged", seq);
+	}
+	r = apq_recv(k, buf, sizeof(buf), -1);
+	send_msg(c, MSG_EVENT, (int32_t)r, NULL, "B: the 3 unnotified packets, "
+		 "then apq_recv returned %s", r >= 0 ? "a packet" : err_name(r));
+	apq_consumer_stats(k, &st);
+	if (st.sleeps == 0)
+		cfail(c, "B: the consumer never slept");
+	send_cstats(c, k);
+	apq_consumer_detach(k);
+}
+
+/*
+ * eventloop-backstop: B is an event loop, armed and blocked in poll() on
+ * the notifier's descriptor; F publishes a packet without notifying (a lost
+ * event).  The descriptor must still become readable, at the backstop, and
+ * the loop find the packet.
+ */
+static void body_eventloop_backstop(struct ctx *c)
+{
+	unsigned char buf[MAX_PKT];
+	struct pollfd pfd;
+	int64_t t0, dt;
+	ssize_t r;
+	int n;
+
+	if (c->role == F) {
+		(void)attach_p(c, 0);
+		wait_go(c);	/* B is armed and polls */
+		publish_unnotified(c, 0, S_KILL, 0, 1, 100);
+		send_msg(c, MSG_DONE, 0, NULL, NULL);
+		wait_go(c);	/* keep the region until B is done */
+		return;
+	}
+	struct apq_consumer *k = attach_c(c, 0);
+
+	pfd = (struct pollfd){ .fd = apq_notifier_xen_fd(c->n[0]),
+			       .events = POLLIN };
+	/* Quiet first: take what the attach left pending. */
+	while (poll(&pfd, 1, 20) == 1)
+		if (apq_notifier_ack(c->n[0]) < 0)
+			cfail(c, "B: apq_notifier_ack failed");
+	if (apq_consumer_arm(k) != 0)
+		cfail(c, "B: apq_consumer_arm on the empty ring did not arm");
+	send_msg(c, MSG_READY, 0, NULL, NULL);
+	t0 = now_ns();
+	n = poll(&pfd, 1, 2000);
+	dt = now_ns() - t0;
+	if (n != 1)
+		cfail(c, "B: the armed descriptor stayed quiet for 2 s: no "
+		      "backstop");
+	if (apq_notifier_ack(c->n[0]) < 0)
+		cfail(c, "B: apq_notifier_ack failed");
+	r = apq_recv(k, buf, sizeof(buf), 0);
+	send_msg(c, MSG_EVENT, (int32_t)r, NULL, "B: the armed descriptor woke "
+		 "after %.1f ms without an event; apq_recv(timeout 0) gave %s",
+		 (double)dt / 1e6, r >= 0 ? "the packet" : err_name(r));
+	if (r != 100 || pkt_bad(buf, (size_t)r, S_KILL, 0, 100))
+		cfail(c, "B: expected the unnotified packet");
+	send_cstats(c, k);
+	apq_consumer_detach(k);
 }
 
 /*
@@ -1161,6 +1292,37 @@ static int orch_kill(struct scenario_run *r)
 	return finish(r);
 }
 
+static int orch_kill_unnotified(struct scenario_run *r)
+{
+	struct msg m;
+
+	r->may_die[F] = true;
+	if (wait_for(r, B, MSG_READY, &m, r->deadline))
+		return finish(r);
+	sleep_ns(KILL_SETTLE_NS(++tot.settles));
+	go(r, F);
+	if (wait_for(r, B, MSG_EVENT, &m, now_ns() + 10 * KILL_BOUND_NS))
+		return finish(r);
+	printf("xen-test: %s %s\n", r->sc->name, m.text);
+	if (m.value != -EPIPE)
+		failure(r, "B: %s, expected -EPIPE", err_name(m.value));
+	return finish(r);
+}
+
+static int orch_eventloop_backstop(struct scenario_run *r)
+{
+	struct msg m;
+
+	if (wait_for(r, B, MSG_READY, &m, r->deadline))
+		return finish(r);
+	go(r, F);
+	if (wait_for(r, B, MSG_EVENT, &m, r->deadline))
+		return finish(r);
+	printf("xen-test: %s %s\n", r->sc->name, m.text);
+	go(r, F);
+	return finish(r);
+}
+
 static int orch_detach_producer(struct scenario_run *r)
 {
 	const struct scenario *sc = r->sc;
@@ -1328,6 +1490,12 @@ static const struct scenario scenarios[] = {
 	{ .name = "kill-F-producer-evtchn", .nreg = 1, .ring = { SMALL_RING },
 	  .body = body_kill_fd, .orchestrate = orch_kill, .producer = F,
 	  .victim = F, .reps = KILL_REPS, .kind = 6, .event_fd = true },
+	{ .name = "kill-F-unnotified", .nreg = 1, .ring = { SMALL_RING },
+	  .body = body_kill_unnotified, .orchestrate = orch_kill_unnotified,
+	  .producer = F, .victim = F, .reps = KILL_REPS },
+	{ .name = "eventloop-backstop", .nreg = 1, .ring = { SMALL_RING },
+	  .body = body_eventloop_backstop,
+	  .orchestrate = orch_eventloop_backstop, .producer = F },
 	DETACH_PRODUCER("detach-producer-F", F, false),
 	DETACH_PRODUCER("detach-producer-F-exits", F, true),
 	DETACH_PRODUCER("detach-producer-B-exits", B, true),
