@@ -51,13 +51,16 @@ static int futex_wait(struct apq_notifier *n, enum apq_channel ch,
 static int futex_wake(struct apq_notifier *n, enum apq_channel ch,
 		      uint32_t *seq)
 {
+	int woken;
+
 	(void)n;
 	(void)ch;
 	/* One sleeper per word, but waking all costs the same and keeps a
 	 * misused word (two sleepers) from hanging one of them. */
-	if (futex_async((int32_t *)seq, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0) < 0)
+	woken = futex_async((int32_t *)seq, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+	if (woken < 0)
 		return -errno;
-	return 0;
+	return woken > 0;
 }
 
 static void futex_destroy(struct apq_notifier *n)

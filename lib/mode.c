@@ -29,6 +29,18 @@ _Static_assert(sizeof(struct apq_mode_layout) == sizeof(struct apq_mode_word),
 /* How many polls between two looks at the clock. */
 #define POLLS_PER_CLOCK_READ	16
 
+/*
+ * Floods (flood.h).  A peer may bump our wake sequence, or notify, as often
+ * as it likes; each time we wake and find nothing, and in a flood of such
+ * wakeups the sleeper pauses (POLLING) before it listens again.  A peer may
+ * also announce SLEEPING again and again without ever sleeping; after
+ * IDLE_STREAK_MAX wakes in a row that found nobody waiting (a backend that
+ * can tell: futex), the waker only bumps the sequence, which a sleeper on
+ * its way into the wait still sees, and sends a real wake once per
+ * APQ_FLOOD_PAUSE_NS.  No honest peer comes near either.
+ */
+#define IDLE_STREAK_MAX		64
+
 APQ_EXPORT void apq_mode_word_init(struct apq_mode_word *w)
 {
 	struct apq_mode_layout *l = mode_layout(w);
@@ -140,6 +152,19 @@ static void sleeper_judge_rescue(struct apq_sleeper *s, uint32_t token,
 		apq_count(&s->rescues, 1);
 }
 
+/* A wakeup found nothing to do: in a flood, pause before listening again
+ * (POLLING meanwhile: the peer need not wake us, we look afterwards). */
+static void sleeper_flood_pause(struct apq_sleeper *s, int64_t deadline)
+{
+	int64_t now = apq_now_ns();
+	int64_t pause = apq_flood_event(&s->spurious, now, APQ_SPURIOUS_BUDGET);
+
+	if (pause == 0)
+		return;
+	apq_sleep_until(deadline - now > pause ? now + pause : deadline);
+	apq_flood_paused(&s->spurious, apq_now_ns());
+}
+
 /*
  * Announce SLEEPING with a fresh episode and look for work once more.
  * @return has_work's answer; when it is not 0 the announcement is withdrawn.
@@ -171,7 +196,7 @@ int apq_sleeper_arm_internal(struct apq_sleeper *s, apq_has_work_fn has_work,
 		r = sleeper_announce(s, has_work, arg);
 	/* Armed: the loop's descriptor wakes at the backstop, too. */
 	if (r == 0)
-		apq_notifier_arm(s->notifier);
+		apq_notifier_loop_timer(s->notifier, APQ_BACKSTOP_NS);
 	return r;
 }
 
@@ -179,7 +204,7 @@ int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
 			   void *arg, int64_t deadline)
 {
 	struct apq_mode_layout *w = s->word;
-	bool backstop, rechecked = false;
+	bool backstop, rechecked = false, spurious;
 	int64_t now, chunk;
 	uint32_t token;
 	int r, waited;
@@ -220,12 +245,14 @@ int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
 			return waited;
 		}
 		r = has_work(arg);
+		spurious = false;
 		/* Work, or a peer that closed, is news a wake should have
 		 * brought; a corrupt word is not. */
 		if ((r > 0 || r == -EPIPE) && waited == -ETIMEDOUT && backstop &&
 		    apq_load_once(&w->seq) == token) {
 			sleeper_judge_rescue(s, token, deadline);
 		} else if (r == 0 && waited == 0) {
+			spurious = true;
 			apq_count(&s->spurious_wakeups, 1);
 		}
 		apq_store_once(&w->mode, mode_make(s->episode, 0));
@@ -233,6 +260,8 @@ int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
 			return r;
 		if (waited == -EPIPE)
 			return -EPIPE;
+		if (spurious)
+			sleeper_flood_pause(s, deadline);
 		rechecked = waited == -ETIMEDOUT;
 	}
 }
@@ -240,15 +269,31 @@ int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
 int apq_waker_wake(struct apq_waker *wk, uint64_t episode)
 {
 	struct apq_mode_layout *w = wk->word;
+	int64_t now;
 	int r;
 
 	wk->last_woken = episode;
 	/* Release: under ALWAYS_NOTIFY a sleeper whose snapshot (A1) sees the
 	 * bump must also see what we published. */
 	__atomic_fetch_add(&w->seq, 1, __ATOMIC_RELEASE);
+	/* A peer that announces sleeps it never takes: the bump alone, and a
+	 * real wake now and then (see IDLE_STREAK_MAX). */
+	if (wk->idle_streak >= IDLE_STREAK_MAX) {
+		now = apq_now_ns();
+		if (now < wk->next_probe_ns) {
+			apq_count(&wk->wakeups_skipped, 1);
+			return 0;
+		}
+		wk->next_probe_ns = now + APQ_FLOOD_PAUSE_NS;
+	}
 	apq_count(&wk->wakeups_sent, 1);
 	r = wk->notifier->ops->wake(wk->notifier, wk->channel, &w->seq);
-	return r < 0 ? r : 1;
+	if (r < 0)
+		return r;
+	/* ALWAYS_NOTIFY wakes sleepers and pollers alike: nobody waiting
+	 * is no news there. */
+	wk->idle_streak = r == 0 && !wk->always_notify ? wk->idle_streak + 1 : 0;
+	return 1;
 }
 
 void apq_waker_init(struct apq_waker *wk, struct apq_mode_word *w,

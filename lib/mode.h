@@ -14,6 +14,7 @@
 #include <apq/mode.h>
 
 #include "atomic.h"
+#include "flood.h"
 #include "util.h"
 
 /*
@@ -95,6 +96,7 @@ struct apq_sleeper {
 	enum apq_channel channel;
 	uint64_t spin_ns;		/* UINT64_MAX: never sleep */
 	uint64_t episode;		/* the last one announced */
+	struct apq_flood spurious;	/* wakeups that found nothing */
 	uint64_t sleeps;
 	uint64_t spurious_wakeups;
 	uint64_t rescues;
@@ -106,6 +108,8 @@ struct apq_waker {
 	enum apq_channel channel;
 	bool always_notify;
 	uint64_t last_woken;		/* episode; starts at one none takes */
+	uint32_t idle_streak;		/* wakes in a row that found nobody */
+	int64_t next_probe_ns;		/* then: the next wake sent anyway */
 	uint64_t wakeups_sent;
 	uint64_t wakeups_skipped;
 };

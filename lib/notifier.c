@@ -48,18 +48,24 @@ void apq_notifier_loop_close(struct apq_notifier *n)
 	n->loop_fd = n->timer_fd = -1;
 }
 
-void apq_notifier_arm(struct apq_notifier *n)
+void apq_notifier_loop_timer(struct apq_notifier *n, int64_t ns)
 {
 	struct itimerspec its = {
-		.it_value = { .tv_sec = APQ_BACKSTOP_NS / 1000000000,
-			      .tv_nsec = APQ_BACKSTOP_NS % 1000000000 },
-	};
+		.it_value = { .tv_sec = ns / 1000000000,
+			      .tv_nsec = ns % 1000000000 },
+	}, cur;
 
-	/* One shot, restarted by every arm: a loop that keeps running keeps
-	 * looking, one that sleeps wakes at the backstop.  A failure costs
-	 * only the backstop: the wakeups themselves still come. */
-	if (n->timer_fd >= 0)
-		(void)timerfd_settime(n->timer_fd, 0, &its, NULL);
+	if (n->timer_fd < 0)
+		return;
+	/* One shot, and never later than a time already set: whoever asked
+	 * for the earlier one needs it.  A failure costs only the timer:
+	 * the wakeups themselves still come. */
+	if (timerfd_gettime(n->timer_fd, &cur) == 0 &&
+	    (cur.it_value.tv_sec || cur.it_value.tv_nsec) &&
+	    (int64_t)cur.it_value.tv_sec * 1000000000 + cur.it_value.tv_nsec <=
+	    ns)
+		return;
+	(void)timerfd_settime(n->timer_fd, 0, &its, NULL);
 }
 
 APQ_EXPORT void apq_notifier_free(struct apq_notifier *n)

@@ -17,7 +17,8 @@ struct apq_notifier_ops {
 	int (*wait)(struct apq_notifier *n, enum apq_channel ch,
 		    uint32_t *seq, uint32_t token, int64_t timeout_ns);
 	/* Wake the sleeper of *seq, which the caller has just bumped.
-	 * @return 0 or a negative errno. */
+	 * @return 1 (woken, or cannot tell); 0 (nobody was waiting: the
+	 * backend knows); a negative errno. */
 	int (*wake)(struct apq_notifier *n, enum apq_channel ch, uint32_t *seq);
 	void (*destroy)(struct apq_notifier *n);
 	/* Optional.  -EPIPE when the backend itself knows the peer is gone
@@ -60,8 +61,9 @@ int apq_notifier_loop_open(struct apq_notifier *n, int source_fd);
 /* Close what apq_notifier_loop_open() opened. */
 void apq_notifier_loop_close(struct apq_notifier *n);
 
-/* A sleeper armed for an event loop: start the backstop timer. */
-void apq_notifier_arm(struct apq_notifier *n);
+/* Make the event-loop descriptor readable in ns at the latest: the
+ * backstop of an armed sleeper, or the end of a flood pause. */
+void apq_notifier_loop_timer(struct apq_notifier *n, int64_t ns);
 
 static inline int apq_notifier_peer(struct apq_notifier *n)
 {

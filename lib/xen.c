@@ -22,7 +22,10 @@
 #include <apq/xen.h>
 
 #include "atomic.h"
+#include "flood.h"
+#include "mode.h"
 #include "notifier.h"
+#include "region.h"
 #include "util.h"
 
 /* Grants are made of 4 KiB pages whatever the CPU's page size. */
@@ -59,6 +62,12 @@ struct xen_notifier {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool polling;
+	/* Event storms in event loops (xen_ack()): the wake sequences the
+	 * last ack saw, and a port left masked until late_until. */
+	struct apq_flood storm;
+	uint32_t acked_seq[2];
+	bool masked;
+	int64_t late_until;
 };
 
 struct apq_xen_region {
@@ -117,8 +126,11 @@ static int xen_wait_state(const struct xen_notifier *x, const uint32_t *seq,
 	return apq_now_ns() >= deadline ? -ETIMEDOUT : 1;
 }
 
-/* Wait for one event until the deadline and consume it.  @return 0 (an
- * event, a timeout or a signal: the caller re-checks) or a negative errno. */
+/*
+ * Wait for one event until the deadline and consume it.  @return 1 (an
+ * event), 0 (a timeout or a signal: the caller re-checks) or a negative
+ * errno.
+ */
 static int xen_take_event(struct xen_notifier *x, int64_t deadline)
 {
 	int64_t left = deadline - apq_now_ns();
@@ -141,7 +153,16 @@ static int xen_take_event(struct xen_notifier *x, int64_t deadline)
 		return -errno;
 	if (xenevtchn_unmask(x->xce, (evtchn_port_t)port) < 0)
 		return -errno;
-	return 0;
+	return 1;
+}
+
+/* An event loop's ack left the port masked (a storm): listen again. */
+static int xen_unmask_late(struct xen_notifier *x)
+{
+	if (!x->masked)
+		return 0;
+	x->masked = false;
+	return xenevtchn_unmask(x->xce, x->port) < 0 ? -errno : 0;
 }
 
 static int xen_wait(struct apq_notifier *n, enum apq_channel ch, uint32_t *seq,
@@ -157,9 +178,14 @@ static int xen_wait(struct apq_notifier *n, enum apq_channel ch, uint32_t *seq,
 
 	(void)ch;
 	pthread_mutex_lock(&x->lock);
-	while ((r = xen_wait_state(x, seq, token, deadline)) > 0) {
+	r = xen_unmask_late(x);
+	while (r == 0) {
+		r = xen_wait_state(x, seq, token, deadline);
+		if (r <= 0)
+			break;
 		if (x->polling) {
 			pthread_cond_timedwait(&x->cond, &x->lock, &until);
+			r = 0;
 			continue;
 		}
 		x->polling = true;
@@ -169,8 +195,13 @@ static int xen_wait(struct apq_notifier *n, enum apq_channel ch, uint32_t *seq,
 		x->polling = false;
 		/* The event may have been meant for another waiter. */
 		pthread_cond_broadcast(&x->cond);
-		if (r < 0)
+		/* An event: back to the sleeper, which looks, and counts an
+		 * event that brought nothing as a spurious wakeup (and in a
+		 * storm of them, pauses: flood.h). */
+		if (r == 1) {
+			r = 0;
 			break;
+		}
 	}
 	pthread_mutex_unlock(&x->lock);
 	return r;
@@ -182,7 +213,8 @@ static int xen_wake(struct apq_notifier *n, enum apq_channel ch, uint32_t *seq)
 
 	(void)ch;
 	(void)seq;
-	return xenevtchn_notify(x->xce, x->port) < 0 ? -errno : 0;
+	/* Whether anyone waited, an event channel does not tell. */
+	return xenevtchn_notify(x->xce, x->port) < 0 ? -errno : 1;
 }
 
 static void xen_destroy(struct apq_notifier *n)
@@ -211,22 +243,67 @@ static int xen_peer(struct apq_notifier *n)
 	return r;
 }
 
+/*
+ * Whether the event just taken moved neither of the region's wake
+ * sequences since the last ack: an event that brought nothing.  Without a
+ * region, the notifier cannot tell, and says no.
+ */
+static bool xen_event_spurious(struct xen_notifier *x)
+{
+	const struct apq_region *region;
+	uint32_t seq[2];
+	bool same;
+
+	if (!x->region)
+		return false;
+	region = x->region->mem;
+	/* Single fetch of each; compared only with what we read before. */
+	seq[0] = apq_load_once(&mode_layout((struct apq_mode_word *)
+					    &region->data_word)->seq);
+	seq[1] = apq_load_once(&mode_layout((struct apq_mode_word *)
+					    &region->space_word)->seq);
+	same = seq[0] == x->acked_seq[0] && seq[1] == x->acked_seq[1];
+	x->acked_seq[0] = seq[0];
+	x->acked_seq[1] = seq[1];
+	return same;
+}
+
+/*
+ * The event loop's take.  An event loop cannot pause, so in a storm of
+ * events that brought nothing (flood.h) the port stays masked instead, as
+ * Xen's lateeoi does: no interrupts meanwhile, and the loop's timer brings
+ * it back after the pause, when the next ack unmasks it.
+ */
 static int xen_ack(struct apq_notifier *n)
 {
 	struct xen_notifier *x = (struct xen_notifier *)n;
 	struct pollfd pfd = { .fd = xenevtchn_fd(x->xce), .events = POLLIN };
 	xenevtchn_port_or_error_t port;
+	int64_t now = apq_now_ns(), pause;
 	int r = 0;
 
 	pthread_mutex_lock(&x->lock);
+	if (x->masked && now >= x->late_until)
+		r = xen_unmask_late(x);
 	/* A waiter that polls takes the events itself; and xenevtchn_pending()
 	 * blocks when nothing is pending, hence the zero-timeout poll. */
-	if (!x->polling && poll(&pfd, 1, 0) == 1) {
+	if (r == 0 && !x->polling && !x->masked && poll(&pfd, 1, 0) == 1) {
 		port = xenevtchn_pending(x->xce);
-		if (port < 0 || xenevtchn_unmask(x->xce, (evtchn_port_t)port) < 0)
+		pause = port >= 0 && xen_event_spurious(x)
+			? apq_flood_event(&x->storm, now, APQ_SPURIOUS_BUDGET)
+			: 0;
+		if (port < 0) {
 			r = -errno;
-		else
+		} else if (pause) {
+			x->masked = true;
+			x->late_until = now + pause;
+			apq_notifier_loop_timer(n, pause);
+			apq_flood_paused(&x->storm, x->late_until);
 			r = 1;
+		} else {
+			r = xenevtchn_unmask(x->xce, (evtchn_port_t)port) < 0
+				? -errno : 1;
+		}
 	}
 	pthread_mutex_unlock(&x->lock);
 	return r;

@@ -69,6 +69,7 @@
 
 #include <apq/apq.h>
 #include <apq/xen.h>
+#include <xenevtchn.h>
 
 #include "../testlib.h"
 
@@ -223,6 +224,9 @@ struct ctx {
 	int ctl_fd;		/* from the parent */
 	struct apq_notifier *n[MAX_REGIONS];
 	struct apq_xen_region *x[MAX_REGIONS];
+	/* storm*: F's own handle on region 0's port, to notify at will */
+	xenevtchn_handle *xce;
+	evtchn_port_t port;
 };
 
 struct scenario {
@@ -242,6 +246,7 @@ struct scenario {
 	void (*check)(struct scenario_run *r);	/* after the run */
 	bool event_fd;		/* kill: the survivor polls the notifier's fd */
 	bool event_loop;	/* stream: the consumer blocks only in poll() */
+	bool storm;		/* storm*: F notifies as fast as it can */
 };
 
 static void send_msg(struct ctx *c, enum msg_type type, int32_t value,
@@ -327,8 +332,21 @@ static void xen_setup(struct ctx *c)
 
 		if (nrefs == 0 || nrefs > MAX_REFS)
 			cfail(c, "apq_xen_region_refs(%zu) = %zu", sc->ring[i], nrefs);
+		if (c->role == F && sc->storm) {
+			/* Our own handle, so that we can notify the port
+			 * outside the protocol. */
+			c->xce = xenevtchn_open(NULL, 0);
+			r = c->xce ? xenevtchn_bind_unbound_port(c->xce, DOM0) : -1;
+			if (r < 0)
+				cfail(c, "F: binding a port of our own: %s",
+				      strerror(errno));
+			c->port = (evtchn_port_t)r;
+			r = apq_notifier_xen_adopt(&c->n[i], c->xce, c->port);
+			if (r)
+				cfail(c, "apq_notifier_xen_adopt: %s", err_name(r));
+		}
 		if (c->role == F) {
-			r = apq_notifier_xen_unbound(&c->n[i], DOM0);
+			r = c->n[i] ? 0 : apq_notifier_xen_unbound(&c->n[i], DOM0);
 			if (r)
 				cfail(c, "apq_notifier_xen_unbound: %s", err_name(r));
 			r = apq_xen_region_share(&c->x[i], DOM0, sc->ring[i],
@@ -371,6 +389,11 @@ static void xen_teardown(struct ctx *c)
 		apq_notifier_free(c->n[i]);
 		c->x[i] = NULL;
 		c->n[i] = NULL;
+	}
+	if (c->xce) {
+		xenevtchn_unbind(c->xce, c->port);
+		xenevtchn_close(c->xce);
+		c->xce = NULL;
 	}
 }
 
@@ -947,6 +970,79 @@ static void body_eventloop_backstop(struct ctx *c)
 }
 
 /*
+ * storm*: F sends a real packet every STORM_PERIOD_NS for STORM_NS and,
+ * with sc->storm, notifies the port as fast as it can in between: an event
+ * storm from a hostile peer.  B receives every packet (blocked in
+ * apq_recv(), or as an event loop) and measures its thread's CPU, which the
+ * storm may raise only a little over the quiet run's.
+ */
+#define STORM_NS	(1500 * MS)
+#define STORM_PERIOD_NS	(5 * MS)
+
+static int64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void body_storm(struct ctx *c)
+{
+	unsigned char buf[MAX_PKT];
+	uint64_t seq = 0, notifies = 0;
+	int64_t t_end, next, t0, cpu0;
+	ssize_t r;
+
+	if (c->role == F) {
+		struct apq_producer *p = attach_p(c, 0);
+
+		wait_go(c);	/* B is ready */
+		next = now_ns();
+		t_end = next + STORM_NS;
+		while (now_ns() < t_end) {
+			if (now_ns() >= next) {
+				send_checked(c, p, S_STREAM, seq++, 100);
+				next += STORM_PERIOD_NS;
+			} else if (c->sc->storm) {
+				(void)xenevtchn_notify(c->xce, c->port);
+				notifies++;
+			} else {
+				sleep_ns(next - now_ns());
+			}
+		}
+		send_msg(c, MSG_INFO, 0, NULL, "F: %" PRIu64 " packets, %"
+			 PRIu64 " notifications outside the protocol", seq,
+			 notifies);
+		send_pstats(c, p);
+		apq_producer_detach(p);
+		return;
+	}
+	struct apq_consumer *k = attach_c(c, 0);
+
+	send_msg(c, MSG_READY, 0, NULL, NULL);
+	t0 = now_ns();
+	cpu0 = thread_cpu_ns();
+	for (;; seq++) {
+		r = c->sc->event_loop ? recv_event_loop(c, k, buf, sizeof(buf))
+				      : apq_recv(k, buf, sizeof(buf), STALL_NS);
+		if (r == -EPIPE)
+			break;
+		if (r < 0)
+			cfail(c, "B: apq_recv gave %s after %" PRIu64 " packets",
+			      err_name(r), seq);
+		if (pkt_bad(buf, (size_t)r, S_STREAM, seq, 100))
+			cfail(c, "B: packet %" PRIu64 " damaged or out of order",
+			      seq);
+	}
+	send_msg(c, MSG_EVENT, (int32_t)((thread_cpu_ns() - cpu0) * 10000 /
+					(now_ns() - t0)), NULL,
+		 "B: %" PRIu64 " packets", seq);
+	send_cstats(c, k);
+	apq_consumer_detach(k);
+}
+
+/*
  * detach-producer-*: once the consumer has attached (with sc->exits and F
  * the producer, F would otherwise revoke its grants before B mapped them),
  * the producer sends DETACH_PKTS packets (they all fit in the ring) and
@@ -1029,6 +1125,7 @@ struct totals {
 	int nkill[NKILL];
 	uint64_t settles;
 	int64_t detach_delay_ns;
+	double storm_quiet[2], storm_share[2];	/* [event loop] */
 	unsigned failures;
 	char first_failure[256];
 };
@@ -1323,6 +1420,35 @@ static int orch_eventloop_backstop(struct scenario_run *r)
 	return finish(r);
 }
 
+/* A storm may cost the receiver this much more of a CPU than quiet does
+ * (emulated CPUs are noisy: generous). */
+#define STORM_EXTRA	0.10
+
+static int orch_storm(struct scenario_run *r)
+{
+	const struct scenario *sc = r->sc;
+	double share, quiet;
+	struct msg m;
+
+	if (wait_for(r, B, MSG_READY, &m, r->deadline))
+		return finish(r);
+	go(r, F);
+	if (wait_for(r, B, MSG_EVENT, &m, r->deadline))
+		return finish(r);
+	share = m.value / 1e4;
+	quiet = tot.storm_quiet[sc->event_loop];
+	printf("xen-test: %s %s, %.2f%% of a CPU%s\n", sc->name, m.text,
+	       100 * share, sc->storm ? "" : " (the quiet baseline)");
+	if (!sc->storm)
+		tot.storm_quiet[sc->event_loop] = share;
+	else if (share > quiet + STORM_EXTRA)
+		failure(r, "the storm cost B %.1f%% of a CPU, against %.1f%% "
+			"quiet", 100 * share, 100 * quiet);
+	else
+		tot.storm_share[sc->event_loop] = share;
+	return finish(r);
+}
+
 static int orch_detach_producer(struct scenario_run *r)
 {
 	const struct scenario *sc = r->sc;
@@ -1496,6 +1622,17 @@ static const struct scenario scenarios[] = {
 	{ .name = "eventloop-backstop", .nreg = 1, .ring = { SMALL_RING },
 	  .body = body_eventloop_backstop,
 	  .orchestrate = orch_eventloop_backstop, .producer = F },
+	{ .name = "storm-quiet", .nreg = 1, .ring = { SMALL_RING },
+	  .body = body_storm, .orchestrate = orch_storm, .producer = F },
+	{ .name = "storm", .nreg = 1, .ring = { SMALL_RING },
+	  .body = body_storm, .orchestrate = orch_storm, .producer = F,
+	  .storm = true },
+	{ .name = "storm-quiet-eventloop", .nreg = 1, .ring = { SMALL_RING },
+	  .body = body_storm, .orchestrate = orch_storm, .producer = F,
+	  .event_loop = true },
+	{ .name = "storm-eventloop", .nreg = 1, .ring = { SMALL_RING },
+	  .body = body_storm, .orchestrate = orch_storm, .producer = F,
+	  .storm = true, .event_loop = true },
 	DETACH_PRODUCER("detach-producer-F", F, false),
 	DETACH_PRODUCER("detach-producer-F-exits", F, true),
 	DETACH_PRODUCER("detach-producer-B-exits", B, true),
@@ -1638,7 +1775,8 @@ int main(void)
 	       " wakeups_skipped=%" PRIu64 " sleeps=%" PRIu64 " rescues=%" PRIu64
 	       " round_trips=%" PRIu64 " saturated_sent=%" PRIu64 "/%" PRIu64
 	       " kill_epipe_max_ms=%.2f/%.2f/%.2f/%.2f/%.2f/%.2f kill_event_max_ms=%.2f"
-	       " detach_epipe_ms=%.2f\n",
+	       " detach_epipe_ms=%.2f storm_cpu=%.1f%%/%.1f%%"
+	       " storm_cpu_eventloop=%.1f%%/%.1f%%\n",
 	       tot.packets, tot.sent, tot.skipped, tot.sleeps, tot.rescues,
 	       tot.round_trips,
 	       tot.sat_sent, tot.sat_packets,
@@ -1646,6 +1784,8 @@ int main(void)
 	       (double)tot.kill_max_ns[2] / 1e6, (double)tot.kill_max_ns[3] / 1e6,
 	       (double)tot.kill_max_ns[4] / 1e6, (double)tot.kill_max_ns[5] / 1e6,
 	       (double)tot.kill_max_ns[6] / 1e6,
-	       (double)tot.detach_delay_ns / 1e6);
+	       (double)tot.detach_delay_ns / 1e6,
+	       100 * tot.storm_share[0], 100 * tot.storm_quiet[0],
+	       100 * tot.storm_share[1], 100 * tot.storm_quiet[1]);
 	return 0;
 }
