@@ -15,6 +15,17 @@
  *   - the mode layer alone on a ring of our own;
  *   and on every sleeper, rescues == 0: the library counts a rescue when a
  *   backstop re-check finds work nobody woke it for, i.e. a lost wakeup.
+ *   A backstop re-check happens only where traffic pauses for 50 ms: in a
+ *   stream, the next send wakes an episode whose wakeup was lost, so
+ *   streams can catch a lost wakeup only at their idle phases and end.
+ *   The ping-pong is the torture that finds them: every message is
+ *   followed by silence until its reply, so a lost wakeup there stalls the
+ *   exchange until the backstop, which counts it (tests/mutants shows that
+ *   it catches each missing barrier).
+ *
+ *   The program prints how many packets changed hands (handoffs) and fails
+ *   if the whole suite moved fewer than APQ_STRESS_MIN_HANDOFFS (default
+ *   10^7, less under sanitizers).
  *
  * Time
  *   Each test runs until its budget is spent and its minimum amount of work
@@ -71,6 +82,17 @@
 
 /* Set in main() before any test runs; read-only afterwards. */
 static uint64_t base_seed;
+/* Packets handed from a producer to a consumer, and round trips, over the
+ * whole run: shared memory, since Check runs each test in a child. */
+static struct tally {
+	uint64_t handoffs, round_trips;
+} *tally;
+
+static void tally_add(uint64_t handoffs, uint64_t round_trips)
+{
+	__atomic_fetch_add(&tally->handoffs, handoffs, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&tally->round_trips, round_trips, __ATOMIC_RELAXED);
+}
 static double unit_seconds;	/* the budget of a test of weight 1 */
 static bool strict_latency;
 
@@ -328,6 +350,9 @@ static const char *policy_name(struct policy pol, char *buf, size_t len)
 /* After the region, on its own cache line: what the test itself shares. */
 struct extra {
 	int64_t consumer_left_ns;	/* early detach: written before detach */
+	int rescued;			/* ping-pong: a side caught a lost
+					 * wakeup; the rest would only wait
+					 * out more backstops */
 } __attribute__((aligned(64)));
 
 struct run;
@@ -1101,6 +1126,7 @@ static void run_stream(const struct stream_case *tc)
 		      tc->name, prod->st[0].rescues, cons->st[0].rescues);
 	check_policy_stats(tc->name, "producer", tc->prod, prod, !saturated);
 	check_policy_stats(tc->name, "consumer", tc->cons, cons, !saturated);
+	tally_add(cons->packets, 0);
 	if (saturated) {
 		/* The point of the library: a consumer kept busy is polling
 		 * whenever a packet lands, so almost no wakeup is sent. */
@@ -1189,6 +1215,7 @@ START_TEST(test_stream_early_detach)
 			      name, (double)out[0].wait_ns / NSEC);
 		lat[rounds++] = out[0].wait_ns;
 		lost_packets += out[0].packets - out[1].packets;
+		tally_add(out[1].packets, 0);
 	}
 	qsort(lat, rounds, sizeof(lat[0]), cmp_i64);
 	for (i = 0; i < rounds; i++)
@@ -1272,6 +1299,21 @@ static void pp_jitter(struct pp_side *s)
 		spin_ns((int64_t)x);
 	else
 		sleep_ns((int64_t)x);
+}
+
+/* Tell both sides to stop once either caught a lost wakeup: the test fails
+ * on it, and running on would cost a backstop per loss. */
+static bool pp_rescued(const struct run *run, void *mem,
+		       const struct apq_consumer *c,
+		       const struct apq_producer *p)
+{
+	struct extra *x = extra_of(run, mem);
+	struct apq_stats a, b;
+
+	if (apq_consumer_stats(c, &a) == 0 &&
+	    apq_producer_stats(p, &b) == 0 && a.rescues + b.rescues)
+		__atomic_store_n(&x->rescued, 1, __ATOMIC_RELAXED);
+	return __atomic_load_n(&x->rescued, __ATOMIC_RELAXED);
 }
 
 /* One message by one of the sending calls, at random.  @return 0 or < 0. */
@@ -1374,7 +1416,8 @@ static void pp_requester(const struct run *run, void *mem,
 		FAIL(res, "requester setup: %s", strerror(-r));
 		goto out;
 	}
-	while (keep_going(&run->budget, seq)) {
+	while (keep_going(&run->budget, seq) &&
+	       !pp_rescued(run, mem, c, p)) {
 		int64_t t0;
 
 		pp_jitter(&s);
@@ -1451,6 +1494,7 @@ static void pp_responder(const struct run *run, void *mem,
 			FAIL(res, "reply %" PRIu64 ": %s", seq, strerror(-r));
 			break;
 		}
+		(void)pp_rescued(run, mem, c, p);
 		seq++;
 	}
 	res->packets = seq;
@@ -1525,6 +1569,7 @@ START_TEST(test_pingpong)
 	ck_assert_msg(a->packets >= run.budget.min_work,
 		      "%s: only %" PRIu64 " round trips (minimum %" PRIu64 ")",
 		      tc->name, a->packets, run.budget.min_work);
+	tally_add(2 * a->packets, a->packets);
 	/* Exact: every request answered once, on all four endpoints. */
 	ck_assert_msg(b->end == -EPIPE && b->packets == a->packets &&
 		      a->st[0].packets == a->packets &&
@@ -1883,6 +1928,8 @@ START_TEST(test_mode_layer)
 	ck_assert_msg(b->end == -EPIPE && b->packets == a->packets,
 		      "%s: A sent %" PRIu64 ", B got %" PRIu64, tc->name,
 		      a->packets, b->packets);
+	tally_add(stream ? b->packets : 2 * b->packets,
+		  stream ? 0 : b->packets);
 	if (never_polls(tc->pol) && !stream)	/* as in test_pingpong */
 		ck_assert_msg(a->st[1].sleeps * 5 >= a->packets,
 			      "%s: A slept only %" PRIu64 " times", tc->name,
@@ -1976,7 +2023,7 @@ static Suite *stress_suite(void)
 int main(void)
 {
 	const char *env;
-	double seconds = 72;
+	double seconds = 72, min_handoffs;
 	SRunner *sr;
 	int failed;
 
@@ -1997,9 +2044,28 @@ int main(void)
 	       base_seed, seconds, unit_seconds, SLOWDOWN);
 	fflush(stdout);
 
+	tally = shm_alloc(sizeof(*tally));
+	if (!tally) {
+		perror("test-stress: mmap");
+		return 2;
+	}
+	env = getenv("APQ_STRESS_MIN_HANDOFFS");
+	min_handoffs = env && *env ? strtod(env, NULL) : 1e7 / SLOWDOWN;
+
 	sr = srunner_create(stress_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	printf("test-stress: %" PRIu64 " handoffs (packets that changed hands), "
+	       "%" PRIu64 " of them in %" PRIu64 " ping-pong round trips\n",
+	       tally->handoffs, 2 * tally->round_trips, tally->round_trips);
+	/* A partial run (CK_RUN_CASE, as the mutants suite does) proves
+	 * nothing about the total. */
+	if (!failed && !getenv("CK_RUN_CASE") && !getenv("CK_RUN_SUITE") &&
+	    (double)tally->handoffs < min_handoffs) {
+		printf("test-stress: FAIL: fewer than %.3g handoffs\n",
+		       min_handoffs);
+		failed = 1;
+	}
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -1,0 +1,109 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+#
+# mutants.sh SRC_DIR WORK_DIR - the lost-wakeup torture has teeth.
+#
+# Builds the library and the stress program again, each time with one part
+# of the wakeup handshake taken out, and runs the ping-pong torture of
+# tests/test-stress.c against it (CK_RUN_CASE=pingpong).  Every mutant must
+# make it fail: a lost wakeup stalls an exchange until the backstop, which
+# counts a rescue, which the torture asserts is 0.  The unchanged sources,
+# built and run the same way, must pass.
+#
+#   no-B1         the sleeper's full barrier between its SLEEPING store and
+#                 its re-check (sleeper_announce() in lib/mode.c)
+#   no-B2         the waker's full barrier between its publish and its read
+#                 of the mode word (apq_waker_check() in lib/mode.h)
+#   no-recheck    the sleeper's re-check after the announcement
+#   same-episode  every announcement reuses the first episode, which the
+#                 waker then takes for one it woke already
+#
+# Exit 0 if the control passed and every mutant was caught; 1 otherwise.
+# Environment: APQ_MUTANT_SECONDS (default 24): APQ_STRESS_SECONDS for each
+# run, of which the ping-pong cases get about 40 %; CC (default cc).
+set -eu
+
+[ $# -eq 2 ] || { echo "usage: $0 SRC_DIR WORK_DIR" >&2; exit 2; }
+src=$(cd "$1" && pwd)
+work=$2
+seconds=${APQ_MUTANT_SECONDS:-24}
+cc=${CC:-cc}
+mkdir -p "$work"
+work=$(cd "$work" && pwd)
+
+for tool in "$cc" pkg-config awk timeout; do
+	command -v "$tool" >/dev/null 2>&1 || { echo "mutants: skipped: no $tool"; exit 77; }
+done
+pkg-config --exists check liburcu || { echo "mutants: skipped: check or liburcu missing"; exit 77; }
+
+# mutate FILE MARKER PATTERN REPLACEMENT: in FILE, the first line that
+# matches PATTERN after the first line holding MARKER becomes REPLACEMENT.
+# Fails unless exactly that one line changed.
+mutate() {
+	awk -v marker="$2" -v pat="$3" -v repl="$4" '
+		!seen && index($0, marker) { seen = 1 }
+		seen && !done && $0 ~ pat { print repl; done = 1; next }
+		{ print }
+		END { if (!done) exit 1 }' "$1" >"$1.new" ||
+		{ echo "mutants: $1: no line matching '$3' after '$2'" >&2; return 1; }
+	[ "$(diff "$1" "$1.new" | grep -c '^[<>]')" -eq 2 ] ||
+		{ echo "mutants: $1: the mutation changed more than one line" >&2; return 1; }
+	mv "$1.new" "$1"
+}
+
+# build NAME: a copy of the sources in WORK_DIR/NAME, compiled.
+build() {
+	dir=$work/$1
+	rm -rf "$dir"
+	mkdir -p "$dir/tests"
+	cp -r "$src/lib" "$src/include" "$dir/"
+	cp "$src/tests/test-stress.c" "$src/tests/testlib.h" "$dir/tests/"
+	case $1 in
+	no-B1) mutate "$dir/lib/mode.c" "B1: pairs with B2" "apq_full_barrier\\(\\);" "	;" ;;
+	no-B2) mutate "$dir/lib/mode.h" "B2: pairs with B1" "apq_full_barrier\\(\\);" "		;" ;;
+	no-recheck) mutate "$dir/lib/mode.c" "B1: pairs with B2" "r = has_work\\(arg\\);" "	r = 0;" ;;
+	same-episode) mutate "$dir/lib/mode.c" "static int sleeper_announce" "s->episode = \\(s->episode \\+ 1\\)" "	;" ;;
+	control) ;;
+	esac
+	# shellcheck disable=SC2046 # the flags split on purpose
+	(cd "$dir" && "$cc" -std=c11 -O2 -D_GNU_SOURCE -pthread -Iinclude -Ilib \
+		$(ls lib/*.c | grep -v '/xen\.c$') tests/test-stress.c \
+		$(pkg-config --cflags --libs check liburcu) -o stress) \
+		>"$dir/build.log" 2>&1 ||
+		{ cat "$dir/build.log" >&2; echo "mutants: $1 does not build" >&2; return 1; }
+}
+
+# run NAME: @return the torture's exit status; its output in NAME/run.log.
+run() {
+	(cd "$work/$1" && CK_RUN_CASE=pingpong APQ_STRESS_SECONDS=$seconds \
+		CK_DEFAULT_TIMEOUT=600 timeout 900 ./stress >run.log 2>&1)
+}
+
+verdict=0
+printf '%-14s %-9s %s\n' variant verdict evidence
+for m in control no-B1 no-B2 no-recheck same-episode; do
+	build "$m" || { verdict=1; continue; }
+	t0=$(date +%s)
+	if run "$m"; then status=0; else status=$?; fi
+	took=$(($(date +%s) - t0))
+	evidence=$(grep -m1 -oE 'lost wakeups caught[^"]*|stalled|request [0-9]+: [a-zA-Z ]+' \
+		"$work/$m/run.log" | head -n 1)
+	if [ "$m" = control ]; then
+		if [ $status -eq 0 ]; then v=passes; else v=FAILS; verdict=1; fi
+		evidence="$(grep -c '^\[pp-' "$work/$m/run.log") report lines, ${took}s"
+	elif [ $status -ne 0 ]; then
+		v=caught
+		evidence="${evidence:-exit status $status}, ${took}s"
+	else
+		v=SURVIVED
+		verdict=1
+		evidence="the torture passed (${took}s)"
+	fi
+	printf '%-14s %-9s %s\n' "$m" "$v" "$evidence"
+done
+if [ $verdict -eq 0 ]; then
+	echo "mutants: PASS: the control passes and every mutant is caught"
+else
+	echo "mutants: FAIL (logs in $work)"
+fi
+exit $verdict
