@@ -13,6 +13,10 @@ APQ_BENCH_PACKAGES="libck-dev dpdk-dev libreaderwriterqueue-dev iceoryx libiceor
 # The netback example's link (ip netns, ping) and its traffic (iperf3): the
 # netback test suite and apq-bench's netback section.
 APQ_NETBACK_PACKAGES="iproute2 iputils-ping iperf3"
+# The model checker and the fuzzer's compiler and runtime (.ci/run: suites
+# model and mutants, the libFuzzer session).
+# shellcheck disable=SC2034
+APQ_CHECK_PACKAGES="spin clang libclang-rt-14-dev"
 # The xen suite boots Xen under QEMU; the hypervisor and dom0 kernel are
 # downloaded by the test itself, never installed.  (.ci/run uses it.)
 # shellcheck disable=SC2034
