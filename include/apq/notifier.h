@@ -41,10 +41,14 @@ int apq_notifier_futex(struct apq_notifier **out);
 
 /*
  * For an event loop that polls the notifier's file descriptor (Xen:
- * apq_notifier_xen_fd()): take the notifications pending on it without
- * blocking, so that it stops being readable.  Then receive (or send) with
- * timeout 0 until -EAGAIN, arm again (apq_consumer_arm(), apq_producer_arm()
- * or apq_sleeper_arm()) and poll.
+ * apq_notifier_xen_fd()): take what made it readable, without blocking,
+ * so that it stops being readable: the pending notifications, and the
+ * backstop's expiry (the descriptor also wakes 50 ms after a sleeper was
+ * armed).  Then receive (or send) with timeout 0 until -EAGAIN, arm again
+ * (apq_consumer_arm(), apq_producer_arm() or apq_sleeper_arm()) and poll.
+ * In a storm of notifications that bring nothing, the notifier stops
+ * listening for a while (the descriptor wakes again when it listens), so
+ * that the storm costs a bounded share of a CPU.
  *
  * @return 1 if notifications were pending, 0 if none (also for backends
  *   without a descriptor, such as futex), or a negative errno; -EINVAL if n

@@ -33,13 +33,28 @@
  *   returns it from every later call; the calls below say whether they also
  *   return it at once.
  *
+ * A peer that goes away
+ *   -EPIPE means the peer detached, or its process died.  A side that
+ *   detaches tells the other at once; a process that dies cannot, so each
+ *   side watches its peer's process (through a pidfd, found from what the
+ *   peer wrote into its mode word at attach) whenever it has nothing to do,
+ *   and notices a death within about 50 ms when it blocks, 10 ms when it
+ *   polls or calls with timeout 0.  A consumer first receives every packet
+ *   the peer published; a producer may queue up to a ring's worth of
+ *   packets into a dead consumer's ring before it learns.  Limits: threads of
+ *   one process are one peer, and a peer in another pid namespace is seen
+ *   only when it detaches (SECURITY.md).
+ *
  * Hostile memory
  *   Every field the peer writes is read once into a local and validated.  A
  *   corrupt region makes the call return -EPROTO, and the endpoint then
  *   returns -EPROTO from every call until it is detached.  Nothing the peer
  *   writes makes this side access memory outside the region.  Packet bytes
  *   are the peer's to choose: validate what you read, and with apq_peek()
- *   copy before validating, since the peer may change them meanwhile.
+ *   copy before validating, since the peer may change them meanwhile.  A
+ *   peer that wakes this side for nothing is counted (spurious_wakeups) and,
+ *   in a flood, throttled: it costs a few percent of a CPU at most
+ *   (SECURITY.md).
  */
 #ifndef APQ_RING_H
 #define APQ_RING_H
@@ -112,7 +127,8 @@ void apq_consumer_detach(struct apq_consumer *c);
  * Copy one packet into the ring and publish it.
  *
  * @return 0; -EAGAIN (ring full and timeout_ns 0); -ETIMEDOUT; -EMSGSIZE
- *   (len > apq_packet_max() of this ring); -EPIPE (consumer detached);
+ *   (len > apq_packet_max() of this ring); -EPIPE (consumer detached or
+ *   died);
  *   -EPROTO (region corrupt: the packet was queued if the corruption showed
  *   only after the publish); -EBUSY (a reservation is pending); another
  *   negative errno if the notifier failed to wake the consumer (the packet
@@ -140,10 +156,10 @@ int apq_send_burst(struct apq_producer *p, const struct iovec *pkts,
  * @return the packet's length (0 is a valid length); -EAGAIN (ring empty and
  *   timeout_ns 0); -ETIMEDOUT; -EMSGSIZE (cap is smaller than the packet,
  *   which stays queued: apq_peek() would take it and tell its length);
- *   -EPIPE (producer detached and the ring is drained); -EPROTO (region
- *   corrupt); -EBUSY (packets peeked and not released).  An error after the
- *   packet was taken is returned by the next call, never instead of the
- *   packet.
+ *   -EPIPE (producer detached or died, and the ring is drained); -EPROTO
+ *   (region corrupt); -EBUSY (packets peeked and not released).  An error
+ *   after the packet was taken is returned by the next call, never instead
+ *   of the packet.
  * Ordering: acquire: pairs with apq_send()'s release.
  */
 ssize_t apq_recv(struct apq_consumer *c, void *buf, size_t cap,
@@ -210,7 +226,9 @@ int apq_release(struct apq_consumer *c);
  * readable, apq_notifier_ack() and receive again.  apq_consumer_arm()
  * announces SLEEPING, so the producer notifies; without it the producer
  * sees a consumer that polls and sends nothing.  A producer waiting for
- * room does the same with apq_producer_arm().
+ * room does the same with apq_producer_arm().  While armed, the descriptor
+ * also becomes readable at the backstop (50 ms), so that a lost
+ * notification or a peer that died costs the loop at most that much.
  *
  * @return 0: armed, poll; 1: do not block (a packet is there, or room for
  *   len bytes); -EPIPE (the peer is gone: for the consumer, once drained);
