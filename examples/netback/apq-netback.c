@@ -30,7 +30,8 @@
  *               be measured against on the same traffic.
  * The connection then stays open: when the peer process ends, however it
  * ends, the kernel closes its end, and this side reports the peer gone and
- * exits.  (For Xen, the library also sees it through the rings.)
+ * exits at once.  (The library sees it too, through the rings: a consumer
+ * gets -EPIPE once it has drained what the dead peer published.)
  *
  * With offloads (the default) both TAP devices carry a virtio-net header
  * (IFF_VNET_HDR) and accept checksum and TCP segmentation offload
