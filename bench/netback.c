@@ -287,12 +287,15 @@ static void run_fail(struct netback_run *r, const char *where, int status)
 static void run_one(const struct netback_setup *s, const struct netback_row *row,
 		    struct netback_run *r)
 {
-	char secs[16], wsecs[16];
+	char secs[16], wsecs[16], limit[16];
 	char *srv_argv[] = { "nsenter", "-n/run/netns/" NS_B, "iperf3", "-s",
 			     "-1", "-B", ADDR_B, NULL };
-	char *cli_argv[] = { "nsenter", "-n/run/netns/" NS_A, "iperf3", "-c",
-			     ADDR_B, "-t", secs, "-J", "--connect-timeout",
-			     "2000", row->udp ? "-u" : NULL, "-b", "1G", "-w", "4M", NULL };
+	/* timeout: iperf3 can wait forever for a peer that went away. */
+	char *cli_argv[] = { "timeout", limit, "nsenter", "-n/run/netns/" NS_A,
+			     "iperf3", "-c", ADDR_B, "-t", secs, "-J",
+			     "--connect-timeout", "2000",
+			     row->udp ? "-u" : NULL, "-b", "1G", "-w", "4M",
+			     NULL };
 	char *ping_argv[] = { "nsenter", "-n/run/netns/" NS_A, "ping", "-i",
 			      PING_INTERVAL, "-w", wsecs, "-W", "1", ADDR_B,
 			      NULL };
@@ -305,6 +308,7 @@ static void run_one(const struct netback_setup *s, const struct netback_row *row
 
 	memset(r, 0, sizeof(*r));
 	snprintf(secs, sizeof(secs), "%g", s->seconds);
+	snprintf(limit, sizeof(limit), "%d", (int)ceil(s->seconds) + 20);
 	snprintf(wsecs, sizeof(wsecs), "%d", (int)ceil(s->seconds) + 1);
 	link_cmd(s, NULL, "down", NULL);
 	st = strcmp(row->policy, "-")

@@ -27,6 +27,8 @@ struct apq_consumer {
 	uint32_t released;	/* what we last stored to region->cons */
 	uint32_t prod_cache;	/* the producer's index, last read and checked */
 	uint32_t peeked;	/* packets peeked since the last release */
+	uint64_t stuck_episode;	/* consumer_stuck(): the producer's sleep */
+	int64_t stuck_since;	/* seen first then */
 	int err;		/* sticky: -EPROTO, or a notifier's error */
 	struct apq_region *region;
 	struct apq_waker waker;		/* wakes the producer (space word) */
@@ -127,6 +129,38 @@ static int consumer_publish(struct apq_consumer *c)
 	return r;
 }
 
+/*
+ * Nothing new to take, and peeked packets held: if the producer sleeps
+ * waiting for space, that space is what we hold, and waiting would deadlock.
+ * A sleep we woke is on its way out; a fresh one may still be in its
+ * re-check, about to find room we gave back just before: so only the same
+ * unwoken episode seen again STUCK_NS later counts (the backstop brings the
+ * second look if nothing else does).
+ * @return -EDEADLK; 0 (wait on); -EPROTO.
+ */
+#define STUCK_NS	(1000 * 1000)
+
+static int consumer_stuck(struct apq_consumer *c)
+{
+	/* Single fetch of the producer's word, validated before use. */
+	uint64_t m = apq_load_once(&c->waker.word->mode), ep;
+	int64_t now;
+
+	if (!mode_valid(m))
+		return consumer_fail(c, -EPROTO);
+	ep = mode_episode(m);
+	if (!(m & MODE_SLEEPING) || m & MODE_CLOSED ||
+	    ep == c->waker.last_woken)
+		return 0;
+	now = apq_now_ns();
+	if (ep != c->stuck_episode) {
+		c->stuck_episode = ep;
+		c->stuck_since = now;
+		return 0;
+	}
+	return now - c->stuck_since >= STUCK_NS ? -EDEADLK : 0;
+}
+
 static int consumer_has_data(void *arg)
 {
 	struct apq_consumer *c = arg;
@@ -141,6 +175,8 @@ static int consumer_has_data(void *arg)
 		r = apq_notifier_peer(c->sleeper.notifier);
 	if (r == 0)
 		r = apq_peer_watch_check(&c->watch);
+	if (r == 0)
+		return c->peeked ? consumer_stuck(c) : 0;
 	if (r != -EPIPE && r != APQ_PEER_DIED)
 		return r;
 	/* Gone.  A producer that closed published its last packets before
@@ -299,11 +335,7 @@ APQ_EXPORT ssize_t apq_peek(struct apq_consumer *c, const void **pkt,
 		return -EINVAL;
 	if (c->err)
 		return c->err;
-	/* With packets held, waiting could deadlock: their space may be what
-	 * the producer waits for.  Look without waiting instead. */
-	len = consumer_get(c, &payload, &rec, c->peeked ? 0 : timeout_ns);
-	if (len == -EAGAIN && c->peeked && timeout_ns != 0)
-		return -EDEADLK;
+	len = consumer_get(c, &payload, &rec, timeout_ns);
 	if (len < 0)
 		return len;
 	*pkt = payload;

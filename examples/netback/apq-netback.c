@@ -585,7 +585,10 @@ static void *apq_rx_main(void *arg)
 					continue;
 			} else if (r == -EPIPE) {
 				end = W_PEER_GONE;	/* drained */
-			} else if (r != -EAGAIN && r != -ETIMEDOUT) {
+			} else if (r != -EAGAIN && r != -ETIMEDOUT &&
+				   r != -EDEADLK) {
+				/* -EDEADLK: the producer waits for the space
+				 * we hold: release it, below. */
 				end = W_FAILED;
 			}
 		}

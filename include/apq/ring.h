@@ -200,12 +200,16 @@ int apq_commit(struct apq_producer *p, size_t len);
 /*
  * Zero-copy receive: point *pkt at the next packet, in the ring.  Each call
  * takes the next packet; none of their space is given back to the producer
- * until apq_release().  While packets are held that way, a call does not
- * wait: their space may be just what the producer waits for.
+ * until apq_release().  A call that holds packets and finds no new one
+ * looks whether the producer sleeps waiting for space: that space is what
+ * the held packets take, so the call returns -EDEADLK instead of waiting
+ * on (within the 50 ms backstop).  A producer that busy-polls for space is
+ * not seen waiting: with BUSY_POLL on the other side, release before a long
+ * wait.
  *
  * @return the packet's length; -EDEADLK (no packet yet, packets are held,
- *   and timeout_ns is not 0: apq_release() first, then wait); otherwise as
- *   apq_recv() (never -EMSGSIZE or -EBUSY).
+ *   and the producer waits for their space: apq_release() first); otherwise
+ *   as apq_recv() (never -EMSGSIZE or -EBUSY).
  */
 ssize_t apq_peek(struct apq_consumer *c, const void **pkt, int64_t timeout_ns);
 
