@@ -996,7 +996,6 @@ START_TEST(test_peek_release)
 	struct rig r;
 	pthread_t th;
 	void *ret;
-	int64_t t0;
 
 	rig_open(&r, RING, NULL, NULL);
 	ck_assert_int_eq(apq_release(r.c), 0);	/* nothing peeked */
@@ -1039,10 +1038,10 @@ START_TEST(test_peek_release)
 	/* A producer that sleeps for the space the held packets take: a
 	 * waiting peek would deadlock, and says so instead. */
 	ck_assert_int_eq(pthread_create(&th, NULL, send_blocked, &r), 0);
-	t0 = now_ns();
-	ck_assert_int_eq(apq_peek(r.c, &pkt[0], -1), -EDEADLK);
+	/* Not -ETIMEDOUT: it notices within its backstops, once the thread
+	 * got to sleep (which a loaded machine may delay for a while). */
+	ck_assert_int_eq(apq_peek(r.c, &pkt[0], SEC(9)), -EDEADLK);
 	ck_assert_int_eq(apq_peek(r.c, &pkt[0], 0), -EDEADLK);
-	ck_assert_int_lt(now_ns() - t0, PROMPT);
 	for (i = 1; i < RING / 64; i++)
 		ck_assert(pattern_ok(pkt[i], 56, 100 + i));
 	ck_assert_int_eq(apq_release(r.c), 0);
