@@ -29,6 +29,7 @@ struct apq_consumer {
 	uint32_t peeked;	/* packets peeked since the last release */
 	uint64_t stuck_episode;	/* consumer_stuck(): the producer's sleep */
 	int64_t stuck_since;	/* seen first then */
+	bool stuck;		/* -EDEADLK said; holds until apq_release() */
 	int err;		/* sticky: -EPROTO, or a notifier's error */
 	struct apq_region *region;
 	struct apq_waker waker;		/* wakes the producer (space word) */
@@ -135,7 +136,9 @@ static int consumer_publish(struct apq_consumer *c)
  * A sleep we woke is on its way out; a fresh one may still be in its
  * re-check, about to find room we gave back just before: so only the same
  * unwoken episode seen again STUCK_NS later counts (the backstop brings the
- * second look if nothing else does).
+ * second look if nothing else does).  Once said, it holds while the
+ * producer sleeps unwoken and nothing was released: a sleep that follows a
+ * timed-out one re-checked after our last release, so it is stuck as well.
  * @return -EDEADLK; 0 (wait on); -EPROTO.
  */
 #define STUCK_NS	(1000 * 1000)
@@ -152,13 +155,18 @@ static int consumer_stuck(struct apq_consumer *c)
 	if (!(m & MODE_SLEEPING) || m & MODE_CLOSED ||
 	    ep == c->waker.last_woken)
 		return 0;
+	if (c->stuck)
+		return -EDEADLK;
 	now = apq_now_ns();
 	if (ep != c->stuck_episode) {
 		c->stuck_episode = ep;
 		c->stuck_since = now;
 		return 0;
 	}
-	return now - c->stuck_since >= STUCK_NS ? -EDEADLK : 0;
+	if (now - c->stuck_since < STUCK_NS)
+		return 0;
+	c->stuck = true;
+	return -EDEADLK;
 }
 
 static int consumer_has_data(void *arg)
@@ -351,6 +359,7 @@ APQ_EXPORT int apq_release(struct apq_consumer *c)
 	if (c->err)
 		return c->err;
 	c->peeked = 0;
+	c->stuck = false;
 	return c->cons != c->released ? consumer_publish(c) : 0;
 }
 

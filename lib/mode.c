@@ -142,8 +142,8 @@ static void sleeper_judge_rescue(struct apq_sleeper *s, uint32_t token,
 		grace = RESCUE_GRACE_NS;
 	if (grace <= 0)
 		return;
-	r = s->notifier->ops->wait(s->notifier, s->channel, &s->word->seq,
-				   token, grace);
+	r = apq_notifier_wait(s->notifier, s->channel, &s->word->seq, token,
+			      grace);
 	/* A notifier that cannot wait any more (its peer is gone) leaves
 	 * nothing to judge; the work found is still the caller's. */
 	if (r < 0 && r != -ETIMEDOUT)
@@ -191,12 +191,19 @@ int apq_sleeper_arm_internal(struct apq_sleeper *s, apq_has_work_fn has_work,
 			     void *arg)
 {
 	int r = has_work(arg);
+	uint32_t token;
 
+	if (r)
+		return r;
+	/* A1, as in apq_sleeper_wait_until(): a backend that waits on the
+	 * word for the loop (futex) needs the snapshot. */
+	token = apq_load_acquire(&s->word->seq);
+	r = sleeper_announce(s, has_work, arg);
+	/* Armed: the loop's descriptor wakes on the wake, or at the
+	 * backstop. */
 	if (r == 0)
-		r = sleeper_announce(s, has_work, arg);
-	/* Armed: the loop's descriptor wakes at the backstop, too. */
-	if (r == 0)
-		apq_notifier_loop_timer(s->notifier, APQ_BACKSTOP_NS);
+		apq_notifier_armed(s->notifier, s->channel, &s->word->seq,
+				   token);
 	return r;
 }
 
@@ -236,8 +243,8 @@ int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
 		/* A sleep that a backstop re-check continues is still one. */
 		if (!rechecked)
 			apq_count(&s->sleeps, 1);
-		waited = s->notifier->ops->wait(s->notifier, s->channel,
-						&w->seq, token, chunk);
+		waited = apq_notifier_wait(s->notifier, s->channel, &w->seq,
+					   token, chunk);
 		/* -EPIPE: the backend says the peer is gone.  What it left
 		 * comes first: has_work() decides below. */
 		if (waited < 0 && waited != -ETIMEDOUT && waited != -EPIPE) {
@@ -287,7 +294,7 @@ int apq_waker_wake(struct apq_waker *wk, uint64_t episode)
 		wk->next_probe_ns = now + APQ_FLOOD_PAUSE_NS;
 	}
 	apq_count(&wk->wakeups_sent, 1);
-	r = wk->notifier->ops->wake(wk->notifier, wk->channel, &w->seq);
+	r = apq_notifier_wake(wk->notifier, wk->channel, &w->seq);
 	if (r < 0)
 		return r;
 	/* ALWAYS_NOTIFY wakes sleepers and pollers alike: nobody waiting

@@ -1,41 +1,25 @@
 /* SPDX-License-Identifier: MIT */
-/* The notifier backends' operations (private). */
+/*
+ * Notifiers inside the library (private): the operations table of
+ * <apq/notifier.h> with its context, and the event-loop descriptor every
+ * notifier can have: an epoll set of the backend's descriptor and a
+ * backstop timer.
+ */
 #ifndef APQ_LIB_NOTIFIER_H
 #define APQ_LIB_NOTIFIER_H
 
+#include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include <apq/mode.h>
 #include <apq/notifier.h>
 
-struct apq_notifier_ops {
-	/*
-	 * Block while *seq still equals token, for at most timeout_ns (> 0).
-	 * May return early.  @return 0 (the sequence moved, or may have);
-	 * -ETIMEDOUT; another negative errno.
-	 */
-	int (*wait)(struct apq_notifier *n, enum apq_channel ch,
-		    uint32_t *seq, uint32_t token, int64_t timeout_ns);
-	/* Wake the sleeper of *seq, which the caller has just bumped.
-	 * @return 1 (woken, or cannot tell); 0 (nobody was waiting: the
-	 * backend knows); a negative errno. */
-	int (*wake)(struct apq_notifier *n, enum apq_channel ch, uint32_t *seq);
-	void (*destroy)(struct apq_notifier *n);
-	/* Optional.  -EPIPE when the backend itself knows the peer is gone
-	 * (Xen: its liveness byte), else 0. */
-	int (*peer)(struct apq_notifier *n);
-	/* Optional.  Take pending notifications without blocking, for an
-	 * event loop.  @return 1 if there were some, 0, or a negative errno. */
-	int (*ack)(struct apq_notifier *n);
-};
-
-/* Each backend embeds this as its first member. */
 struct apq_notifier {
 	const struct apq_notifier_ops *ops;
-	/* For event loops (apq_notifier_loop_open()): an epoll set of the
-	 * backend's descriptor and the backstop timer; -1 without. */
-	int loop_fd;
-	int timer_fd;
+	void *ctx;
+	pthread_mutex_t loop_lock;	/* guards the loop's set-up */
+	int loop_fd;			/* epoll set; -1 until asked for */
+	int timer_fd;			/* the backstop, in the set */
 };
 
 /*
@@ -46,28 +30,40 @@ struct apq_notifier {
  */
 #define APQ_BACKSTOP_NS		(50 * 1000 * 1000)
 
-/* Set up n's base, without an event-loop descriptor. */
-void apq_notifier_init(struct apq_notifier *n,
-		       const struct apq_notifier_ops *ops);
+/* Whether ops, as its caller compiled it, has member m set. */
+#define APQ_OPS_HAS(ops, m)						\
+	((ops)->size >= offsetof(struct apq_notifier_ops, m) +		\
+			sizeof((ops)->m) && (ops)->m)
 
-/*
- * Give n an event-loop descriptor: an epoll set holding source_fd (readable
- * when a notification is pending) and a timer that apq_notifier_arm()
- * starts, so that a loop blocked in poll() wakes at the backstop too.
- * @return 0 or a negative errno.
- */
-int apq_notifier_loop_open(struct apq_notifier *n, int source_fd);
+/* What apq_notifier_create() does, for the library's own backends. */
+int apq_notifier_new(struct apq_notifier **out,
+		     const struct apq_notifier_ops *ops, void *ctx);
 
-/* Close what apq_notifier_loop_open() opened. */
-void apq_notifier_loop_close(struct apq_notifier *n);
+static inline int apq_notifier_wait(struct apq_notifier *n,
+				    enum apq_channel ch, const uint32_t *seq,
+				    uint32_t token, int64_t timeout_ns)
+{
+	return n->ops->wait(n->ctx, ch, seq, token, timeout_ns);
+}
 
-/* Make the event-loop descriptor readable in ns at the latest: the
- * backstop of an armed sleeper, or the end of a flood pause. */
-void apq_notifier_loop_timer(struct apq_notifier *n, int64_t ns);
+static inline int apq_notifier_wake(struct apq_notifier *n,
+				    enum apq_channel ch, uint32_t *seq)
+{
+	return n->ops->wake(n->ctx, ch, seq);
+}
 
 static inline int apq_notifier_peer(struct apq_notifier *n)
 {
-	return n->ops->peer ? n->ops->peer(n) : 0;
+	return APQ_OPS_HAS(n->ops, peer) ? n->ops->peer(n->ctx) : 0;
 }
+
+/* A sleeper armed for an event loop, with the snapshot token of its
+ * sequence: tell the backend, and start the backstop timer. */
+void apq_notifier_armed(struct apq_notifier *n, enum apq_channel ch,
+			const uint32_t *seq, uint32_t token);
+
+/* Make the event-loop descriptor readable in ns at the latest (never later
+ * than a time already set): the backstop, or the end of a flood pause. */
+void apq_notifier_loop_timer(struct apq_notifier *n, int64_t ns);
 
 #endif /* APQ_LIB_NOTIFIER_H */

@@ -46,13 +46,6 @@ struct apq_mode_word {
 	uint64_t opaque[8];
 } __attribute__((aligned(64)));
 
-/* Which direction a word serves; backends whose wakeups are not addressed by
- * the word itself use it to keep the two directions apart. */
-enum apq_channel {
-	APQ_CHANNEL_DATA = 0,	/* wakes a consumer: data arrived */
-	APQ_CHANNEL_SPACE = 1,	/* wakes a producer: space was freed */
-};
-
 /* Answers "is there work?": > 0 yes, 0 no, < 0 an error to hand back. */
 typedef int (*apq_has_work_fn)(void *arg);
 

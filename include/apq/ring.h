@@ -224,8 +224,8 @@ int apq_release(struct apq_consumer *c);
 
 /*
  * Event loops.  Instead of blocking in apq_recv(), a consumer may block in
- * its own poll() on the notifier's file descriptor (Xen:
- * apq_notifier_xen_fd()): receive with timeout 0 until -EAGAIN, then call
+ * its own poll() on the notifier's file descriptor (apq_notifier_fd(), of
+ * <apq/notifier.h>): receive with timeout 0 until -EAGAIN, then call
  * apq_consumer_arm(); if it returns 0, poll; when the descriptor is
  * readable, apq_notifier_ack() and receive again.  apq_consumer_arm()
  * announces SLEEPING, so the producer notifies; without it the producer

@@ -89,8 +89,8 @@ int apq_notifier_xen_adopt(struct apq_notifier **out,
 int apq_notifier_xen_port(const struct apq_notifier *n);
 
 /*
- * A file descriptor for an event loop to poll (poll, epoll, libuv,
- * libevent): it becomes readable when an event is pending on the channel,
+ * The notifier's event-loop descriptor, as apq_notifier_fd() (kept for
+ * callers of version 0.1): it becomes readable when an event is pending on the channel,
  * and also at the backstop, 50 ms after a sleeper was armed
  * (apq_consumer_arm(), apq_producer_arm(), apq_sleeper_arm()), so that a
  * lost event or a peer that died costs at most that much delay.  Take what
