@@ -10,6 +10,9 @@ APQ_PACKAGES="gcc g++ meson ninja-build pkg-config liburcu-dev check libxen-dev"
 # quick-start commands install them, so that build/ is configured the same
 # whichever runs first.
 APQ_BENCH_PACKAGES="libck-dev dpdk-dev libreaderwriterqueue-dev iceoryx libiceoryx-binding-c-dev libboost-dev gnuplot-nox"
+# The event-loop examples' libraries (the eventloop suite; each example is
+# skipped at configure time when its library is missing).
+APQ_EXAMPLE_PACKAGES="libevent-dev libuv1-dev"
 # The netback example's link (ip netns, ping) and its traffic (iperf3): the
 # netback test suite and apq-bench's netback section.
 APQ_NETBACK_PACKAGES="iproute2 iputils-ping iperf3"
@@ -57,5 +60,5 @@ apq_build() {
 
 if [ "$(basename -- "$0")" = deps.sh ]; then
 	# shellcheck disable=SC2086
-	apq_install_packages $APQ_PACKAGES $APQ_BENCH_PACKAGES $APQ_NETBACK_PACKAGES "$@"
+	apq_install_packages $APQ_PACKAGES $APQ_BENCH_PACKAGES $APQ_EXAMPLE_PACKAGES $APQ_NETBACK_PACKAGES "$@"
 fi

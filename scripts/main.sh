@@ -9,7 +9,7 @@ set -eu
 cd "$(dirname -- "$0")/.."
 . scripts/deps.sh
 # shellcheck disable=SC2086
-apq_install_packages $APQ_PACKAGES $APQ_BENCH_PACKAGES $APQ_NETBACK_PACKAGES
+apq_install_packages $APQ_PACKAGES $APQ_BENCH_PACKAGES $APQ_EXAMPLE_PACKAGES $APQ_NETBACK_PACKAGES
 apq_build build
 # The other queues' futex wakeups are counted on the syscalls:sys_enter_futex
 # tracepoint, which needs tracefs (and root); without it they show as "?".

@@ -15,7 +15,9 @@
 #ifndef APQ_EXAMPLE_PUMP_H
 #define APQ_EXAMPLE_PUMP_H
 
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -46,7 +48,8 @@ struct pump {
 	struct apq_notifier *n;
 	struct apq_consumer *c;
 	uint64_t received;
-	int64_t t0;
+	uint64_t loop_wakes;		/* the example's loop counts them */
+	void *base;			/* the example's loop, if it needs one */
 };
 
 static size_t pump_len(uint64_t seq)
@@ -76,6 +79,7 @@ static void pump_produce(struct pump *p)
 	unsigned char buf[PUMP_MAX];
 	struct apq_notifier *n;
 	struct apq_producer *prod;
+	struct apq_stats st;
 	uint64_t seq = 0;
 	int r;
 
@@ -99,6 +103,12 @@ static void pump_produce(struct pump *p)
 		}
 		nanosleep(&pause, NULL);
 	}
+	apq_producer_stats(prod, &st);
+	printf("producer: %llu packets, %llu wakeups sent, %llu skipped\n",
+	       (unsigned long long)st.packets,
+	       (unsigned long long)st.wakeups_sent,
+	       (unsigned long long)st.wakeups_skipped);
+	fflush(stdout);
 	/* The consumer drains, then sees -EPIPE. */
 	apq_producer_detach(prod);
 	apq_notifier_free(n);
@@ -145,7 +155,6 @@ static void pump_start(struct pump *p, int argc, char **argv)
 		r = apq_consumer_attach(&p->c, p->mem, p->bytes, p->n, NULL);
 	if (r)
 		pump_die(p, "consumer", r);
-	p->t0 = (int64_t)time(NULL);
 	if (p->threads) {
 		r = -pthread_create(&p->thread, NULL, pump_thread, p);
 		if (r)
@@ -204,20 +213,18 @@ static int pump_drain(struct pump *p)
  * status. */
 static int pump_finish(struct pump *p, const char *loop)
 {
-	struct apq_stats st;
 	int status = 0;
 
 	if (p->threads)
 		pthread_join(p->thread, NULL);
 	else if (waitpid(p->child, &status, 0) != p->child || status)
 		pump_die(p, "the producer failed", 0);
-	apq_consumer_stats(p->c, &st);
-	printf("%s (%s, %s): %llu of %d packets, in order and intact; "
-	       "consumer slept %llu times, woke the producer %llu times\n",
-	       p->prog, loop, p->eventfd ? "eventfd" : "futex",
+	printf("%s (%s, %s, producer in a %s): %llu of %d packets, in order "
+	       "and intact; the loop woke for apq %llu times\n", p->prog, loop,
+	       p->eventfd ? "eventfd" : "futex",
+	       p->threads ? "thread" : "process",
 	       (unsigned long long)p->received, PUMP_PACKETS,
-	       (unsigned long long)st.sleeps,
-	       (unsigned long long)st.wakeups_sent);
+	       (unsigned long long)p->loop_wakes);
 	apq_consumer_detach(p->c);
 	apq_notifier_free(p->n);
 	return p->received == PUMP_PACKETS ? 0 : 1;

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libuv-consumer: the same consumer as epoll-consumer.c, in a libuv loop:
+ * a uv_poll_t on apq_notifier_fd() whose callback acks, drains and
+ * re-arms; when the stream ends it stops the poll and the loop runs out.
+ */
+#include <uv.h>
+
+#include "pump.h"
+
+static void on_readable(uv_poll_t *h, int status, int events)
+{
+	struct pump *p = h->data;
+	int r;
+
+	(void)events;
+	if (status < 0)
+		pump_die(p, "uv_poll", 0);
+	p->loop_wakes++;
+	r = apq_notifier_ack(p->n);
+	if (r < 0)
+		pump_die(p, "apq_notifier_ack", r);
+	if (!pump_drain(p))
+		uv_poll_stop(h);
+}
+
+int main(int argc, char **argv)
+{
+	uv_loop_t loop;
+	uv_poll_t poll;
+	struct pump p;
+	int fd;
+
+	pump_start(&p, argc, argv);
+	fd = apq_notifier_fd(p.n);
+	if (fd < 0)
+		pump_die(&p, "apq_notifier_fd", fd);
+	if (uv_loop_init(&loop) || uv_poll_init(&loop, &poll, fd))
+		pump_die(&p, "libuv", 0);
+	poll.data = &p;
+	if (pump_drain(&p)) {
+		if (uv_poll_start(&poll, UV_READABLE, on_readable))
+			pump_die(&p, "uv_poll_start", 0);
+		uv_run(&loop, UV_RUN_DEFAULT);
+	}
+	uv_close((uv_handle_t *)&poll, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	return pump_finish(&p, "libuv");
+}
