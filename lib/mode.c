@@ -48,21 +48,6 @@ APQ_EXPORT void apq_mode_word_init(struct apq_mode_word *w)
 	*l = (struct apq_mode_layout){ .mode = mode_make(0, 0) };
 }
 
-static uint64_t policy_spin_ns(const struct apq_config *cfg)
-{
-	switch (cfg ? cfg->policy : APQ_POLICY_ADAPTIVE) {
-	case APQ_POLICY_SPIN:
-		return cfg->spin_ns;
-	case APQ_POLICY_ALWAYS_NOTIFY:
-		return 0;
-	case APQ_POLICY_BUSY_POLL:
-		return UINT64_MAX;
-	case APQ_POLICY_ADAPTIVE:
-	default:
-		return apq_adaptive_spin_ns();
-	}
-}
-
 int apq_sleeper_init(struct apq_sleeper *s, struct apq_mode_word *w,
 		     enum apq_channel ch, struct apq_notifier *n,
 		     const struct apq_config *cfg)
@@ -77,11 +62,11 @@ int apq_sleeper_init(struct apq_sleeper *s, struct apq_mode_word *w,
 		.word = l,
 		.notifier = n,
 		.channel = ch,
-		.spin_ns = policy_spin_ns(cfg),
 		/* Continue the word's episodes: a waker that woke an earlier
 		 * sleeper's episode must not mistake ours for it. */
 		.episode = mode_episode(m),
 	};
+	apq_policy_init(&s->policy, cfg);
 	apq_owner_publish(l);
 	/* Reopens a word an earlier sleeper closed. */
 	apq_store_once(&l->mode, mode_make(s->episode, 0));
@@ -96,28 +81,36 @@ void apq_sleeper_mark_closed(struct apq_sleeper *s)
 }
 
 /*
- * Poll has_work for the policy's budget.  @return its answer if it found
- * work or an error, 0 when the budget is spent, -ETIMEDOUT at the deadline.
+ * Poll has_work for the policy's budget, from start (now).  @return its
+ * answer if it found work or an error, 0 when the budget is spent,
+ * -ETIMEDOUT at the deadline; *crowded if the poll lost its CPU (a long
+ * stretch between two looks at the clock), *found_at when it found work.
  */
-static int sleeper_poll(const struct apq_sleeper *s, apq_has_work_fn has_work,
-			void *arg, int64_t deadline)
+static int sleeper_poll(struct apq_sleeper *s, apq_has_work_fn has_work,
+			void *arg, int64_t start, int64_t deadline,
+			bool *crowded, int64_t *found_at)
 {
-	int64_t spin_end, now;
+	uint64_t budget = apq_policy_budget(&s->policy, start);
+	int64_t spin_end, now = start, before;
 	unsigned int i;
 	int r;
 
-	if (s->spin_ns == 0)
+	if (budget == 0)
 		return 0;
-	now = apq_now_ns();
-	spin_end = s->spin_ns >= (uint64_t)(APQ_DEADLINE_NEVER - now)
-		? APQ_DEADLINE_NEVER : now + (int64_t)s->spin_ns;
+	spin_end = budget >= (uint64_t)(APQ_DEADLINE_NEVER - now)
+		? APQ_DEADLINE_NEVER : now + (int64_t)budget;
 	for (i = 1;; i++) {
 		r = has_work(arg);
-		if (r)
+		if (r) {
+			*found_at = apq_now_ns();
 			return r;
+		}
 		apq_cpu_relax();
 		if (i % POLLS_PER_CLOCK_READ == 0) {
+			before = now;
 			now = apq_now_ns();
+			if (now - before > APQ_POLICY_PREEMPTED_NS)
+				*crowded = true;
 			if (now >= deadline)
 				return -ETIMEDOUT;
 			if (now >= spin_end)
@@ -207,23 +200,37 @@ int apq_sleeper_arm_internal(struct apq_sleeper *s, apq_has_work_fn has_work,
 	return r;
 }
 
-int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
-			   void *arg, int64_t deadline)
+/* A wake ended a block with work: what the waker left for the policy. */
+static void sleeper_learn_wake(struct apq_sleeper *s, bool *crowded,
+			       int64_t *found_at)
+{
+	/* Single fetches of what the peer wrote; the policy clamps them. */
+	uint32_t call_ns = apq_load_once(&s->word->wake_call_ns);
+	uint64_t woken_at = apq_load_once(&s->word->woken_at_ns);
+	int64_t now = apq_now_ns();
+
+	if (apq_policy_woken(&s->policy, call_ns, woken_at, now))
+		*crowded = true;
+	/* The gap ended when the waker woke us, if its clock is ours. */
+	*found_at = woken_at && (int64_t)woken_at <= now ? (int64_t)woken_at
+							 : now;
+}
+
+/*
+ * The blocking part of a wait, after the poll: announce, block, re-check,
+ * until work, the deadline, or an error.  On work that a wake brought,
+ * *found_at is when the waker woke us (its stamp; else now), and *crowded
+ * if that wake came late.
+ */
+static int sleeper_block(struct apq_sleeper *s, apq_has_work_fn has_work,
+			 void *arg, int64_t deadline, bool *crowded,
+			 int64_t *found_at)
 {
 	struct apq_mode_layout *w = s->word;
 	bool backstop, rechecked = false, spurious;
 	int64_t now, chunk;
 	uint32_t token;
 	int r, waited;
-
-	r = has_work(arg);
-	if (r)
-		return r;
-	if (deadline == APQ_DEADLINE_NONE)
-		return -EAGAIN;
-	r = sleeper_poll(s, has_work, arg, deadline);
-	if (r)
-		return r;
 
 	for (;;) {
 		now = apq_now_ns();
@@ -263,6 +270,8 @@ int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
 			apq_count(&s->spurious_wakeups, 1);
 		}
 		apq_store_once(&w->mode, mode_make(s->episode, 0));
+		if (r > 0 && waited == 0)
+			sleeper_learn_wake(s, crowded, found_at);
 		if (r)
 			return r;
 		if (waited == -EPIPE)
@@ -273,13 +282,44 @@ int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
 	}
 }
 
+int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
+			   void *arg, int64_t deadline)
+{
+	bool crowded = false;
+	int64_t start, end, found_at = 0;
+	int r;
+
+	r = has_work(arg);
+	if (r)
+		return r;
+	if (deadline == APQ_DEADLINE_NONE)
+		return -EAGAIN;
+	start = apq_now_ns();
+	r = sleeper_poll(s, has_work, arg, start, deadline, &crowded,
+			 &found_at);
+	if (r == 0)
+		r = sleeper_block(s, has_work, arg, deadline, &crowded,
+				  &found_at);
+	/* The gap, for the policy: until the work was found (or the wake
+	 * that brought it sent), or until the wait gave up. */
+	end = apq_now_ns();
+	apq_policy_waited(&s->policy,
+			  (found_at >= start ? found_at : end) - start, r > 0,
+			  crowded, end);
+	return r;
+}
+
 int apq_waker_wake(struct apq_waker *wk, uint64_t episode)
 {
 	struct apq_mode_layout *w = wk->word;
-	int64_t now;
+	int64_t now, start;
 	int r;
 
 	wk->last_woken = episode;
+	start = apq_now_ns();
+	/* For the sleeper's policy: no order needed, a stale stamp is a
+	 * sample it rejects or a slightly wrong one. */
+	apq_store_once(&w->woken_at_ns, (uint64_t)start);
 	/* Release: under ALWAYS_NOTIFY a sleeper whose snapshot (A1) sees the
 	 * bump must also see what we published. */
 	__atomic_fetch_add(&w->seq, 1, __ATOMIC_RELEASE);
@@ -297,6 +337,9 @@ int apq_waker_wake(struct apq_waker *wk, uint64_t episode)
 	r = apq_notifier_wake(wk->notifier, wk->channel, &w->seq);
 	if (r < 0)
 		return r;
+	wk->call_ns = apq_policy_wake_call_ewma(wk->call_ns,
+						apq_now_ns() - start);
+	apq_store_once(&w->wake_call_ns, wk->call_ns);
 	/* ALWAYS_NOTIFY wakes sleepers and pollers alike: nobody waiting
 	 * is no news there. */
 	wk->idle_streak = r == 0 && !wk->always_notify ? wk->idle_streak + 1 : 0;
@@ -311,7 +354,7 @@ void apq_waker_init(struct apq_waker *wk, struct apq_mode_word *w,
 		.word = mode_layout(w),
 		.notifier = n,
 		.channel = ch,
-		.always_notify = cfg && cfg->policy == APQ_POLICY_ALWAYS_NOTIFY,
+		.always_notify = apq_policy_always_notify(cfg),
 		.last_woken = UINT64_MAX,
 	};
 }
@@ -321,6 +364,7 @@ void apq_sleeper_add_stats(const struct apq_sleeper *s, struct apq_stats *out)
 	out->sleeps += apq_counter(&s->sleeps);
 	out->spurious_wakeups += apq_counter(&s->spurious_wakeups);
 	out->rescues += apq_counter(&s->rescues);
+	apq_policy_add_stats(&s->policy, out);
 }
 
 void apq_waker_add_stats(const struct apq_waker *wk, struct apq_stats *out)

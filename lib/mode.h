@@ -15,6 +15,7 @@
 
 #include "atomic.h"
 #include "flood.h"
+#include "policy.h"
 #include "util.h"
 
 /*
@@ -36,7 +37,14 @@ struct apq_mode_layout {
 	uint32_t owner_pid;
 	uint64_t owner_start;	/* its start time, clock ticks after boot */
 	uint64_t owner_pidns;	/* the inode of its pid namespace */
-	uint32_t unused[8];
+	/* Advice from the waker to the sleeper's policy (policy.h), stored
+	 * with each wake: its notify call's smoothed cost, and when it woke
+	 * (CLOCK_MONOTONIC).  Read once and clamped: a lie moves a spin
+	 * budget within its bounds, nothing else. */
+	uint32_t wake_call_ns;
+	uint32_t unused0;
+	uint64_t woken_at_ns;
+	uint32_t unused[4];
 };
 
 /*
@@ -94,7 +102,7 @@ struct apq_sleeper {
 	struct apq_mode_layout *word;
 	struct apq_notifier *notifier;
 	enum apq_channel channel;
-	uint64_t spin_ns;		/* UINT64_MAX: never sleep */
+	struct apq_policy_state policy;	/* how long to poll */
 	uint64_t episode;		/* the last one announced */
 	struct apq_flood spurious;	/* wakeups that found nothing */
 	uint64_t sleeps;
@@ -110,6 +118,7 @@ struct apq_waker {
 	uint64_t last_woken;		/* episode; starts at one none takes */
 	uint32_t idle_streak;		/* wakes in a row that found nobody */
 	int64_t next_probe_ns;		/* then: the next wake sent anyway */
+	uint32_t call_ns;		/* the notify call's cost, smoothed */
 	uint64_t wakeups_sent;
 	uint64_t wakeups_skipped;
 };

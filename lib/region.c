@@ -8,6 +8,7 @@
 #include <apq/ring.h>
 
 #include "atomic.h"
+#include "policy.h"
 #include "region.h"
 #include "util.h"
 
@@ -53,7 +54,7 @@ int apq_config_check(const struct apq_config *cfg)
 
 	if (!cfg)
 		return 0;
-	if ((unsigned int)cfg->policy > APQ_POLICY_BUSY_POLL || cfg->flags)
+	if (apq_policy_check(cfg) || cfg->flags)
 		return -EINVAL;
 	for (i = 0; i < sizeof(cfg->reserved) / sizeof(cfg->reserved[0]); i++)
 		if (cfg->reserved[i])

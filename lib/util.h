@@ -79,8 +79,4 @@ static inline void apq_copy(void *dst, const void *src, size_t len)
 /* 0 if cfg (NULL allowed) is a configuration this version understands. */
 int apq_config_check(const struct apq_config *cfg);
 
-/* The ADAPTIVE policy's polling budget: the cost of one futex sleep and
- * wake on this machine, measured once per process. */
-uint64_t apq_adaptive_spin_ns(void);
-
 #endif /* APQ_LIB_UTIL_H */

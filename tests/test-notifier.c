@@ -8,7 +8,9 @@
  *   - event loops: a consumer blocked only in epoll_wait() on
  *     apq_notifier_fd() receives every packet, with futex and eventfd,
  *     between threads and processes; and an armed loop with nothing sent
- *     wakes at the backstop, not earlier and not never.
+ *     wakes at the backstop, not earlier and not never;
+ *   - ADAPTIVE, end to end: it learns to block on long gaps, and a peer's
+ *     lies in its advice stay within bounds (test-policy has the rule).
  */
 #include <check.h>
 #include <errno.h>
@@ -566,6 +568,96 @@ START_TEST(test_loop_backstop)
 }
 END_TEST
 
+/* ---- ADAPTIVE's learning ---- */
+
+struct paced {
+	struct apq_producer *p;
+	int64_t gap_ns;
+	uint32_t n;
+	bool lie;		/* scribble the policy's advice as it goes */
+	unsigned char *mem;
+	int r;
+};
+
+static void *paced_producer(void *arg)
+{
+	struct paced *t = arg;
+	uint32_t i;
+
+	for (i = 0; i < t->n && t->r == 0; i++) {
+		if (t->gap_ns >= 100 * 1000)
+			sleep_ns(t->gap_ns);
+		else
+			spin_ns(t->gap_ns);
+		if (t->lie) {
+			/* The advice beside the wake sequence: a call of
+			 * 4 s, a wake stamped in the future. */
+			set32(t->mem, OFF_DATA_WORD + 32, UINT32_MAX);
+			set64(t->mem, OFF_DATA_WORD + 40, UINT64_MAX / 2);
+		}
+		t->r = apq_send(t->p, &i, sizeof(i), WAIT_NS);
+	}
+	return NULL;
+}
+
+/* The learned state after a stream paced gap_ns apart. */
+static struct apq_stats adaptive_after(int64_t gap_ns, uint32_t n, bool lie)
+{
+	struct apq_config cfg = policy_cfg(APQ_POLICY_ADAPTIVE);
+	struct paced t = { .gap_ns = gap_ns, .n = n, .lie = lie };
+	struct apq_notifier *pn, *cn;
+	struct apq_consumer *c;
+	struct apq_stats st;
+	size_t bytes;
+	uint32_t i, v;
+	pthread_t th;
+
+	t.mem = region_shared(&bytes);
+	ck_assert_int_eq(apq_notifier_futex(&pn), 0);
+	ck_assert_int_eq(apq_notifier_futex(&cn), 0);
+	ck_assert_int_eq(apq_producer_attach(&t.p, t.mem, bytes, pn, &cfg), 0);
+	ck_assert_int_eq(apq_consumer_attach(&c, t.mem, bytes, cn, &cfg), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, paced_producer, &t), 0);
+	for (i = 0; i < n; i++) {
+		ck_assert_int_eq(apq_recv(c, &v, sizeof(v), WAIT_NS), sizeof(v));
+		ck_assert_uint_eq(v, i);
+	}
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_eq(t.r, 0);
+	ck_assert_int_eq(apq_consumer_stats(c, &st), 0);
+	apq_producer_detach(t.p);
+	apq_consumer_detach(c);
+	apq_notifier_free(pn);
+	apq_notifier_free(cn);
+	munmap(t.mem, bytes);
+	return st;
+}
+
+/* Gaps of 2 ms, far beyond any block's cost: ADAPTIVE stops polling, and
+ * has measured the wake (its cost and how late it ran). */
+START_TEST(test_adaptive_blocks_on_long_gaps)
+{
+	struct apq_stats st = adaptive_after(2 * TEST_MSEC, 200, false);
+
+	ck_assert_uint_eq(st.polling, 0);
+	ck_assert_uint_gt(st.sleeps, 150);
+	ck_assert_uint_gt(st.wake_call_ns, 0);
+	ck_assert_uint_gt(st.wake_late_ns, 0);
+	ck_assert_uint_le(st.wake_call_ns + st.wake_late_ns, 200 * 1000);
+}
+END_TEST
+
+/* A peer that lies in the advice moves nothing out of bounds: the costs
+ * stay clamped, and the stream is whole (checked in adaptive_after()). */
+START_TEST(test_adaptive_advice_clamped)
+{
+	struct apq_stats st = adaptive_after(2 * TEST_MSEC, 100, true);
+
+	ck_assert_uint_le(st.wake_call_ns, 200 * 1000);
+	ck_assert_uint_le(st.wake_late_ns, 200 * 1000);
+}
+END_TEST
+
 static Suite *notifier_suite(void)
 {
 	Suite *s = suite_create("notifier");
@@ -586,6 +678,11 @@ static Suite *notifier_suite(void)
 	tcase_add_loop_test(tc, test_loop_threads, 0, 2);
 	tcase_add_test(tc, test_loop_futex_fork);
 	tcase_add_loop_test(tc, test_loop_backstop, 0, 2);
+	tcase_set_timeout(tc, 120);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("adaptive");
+	tcase_add_test(tc, test_adaptive_blocks_on_long_gaps);
+	tcase_add_test(tc, test_adaptive_advice_clamped);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 	return s;

@@ -67,7 +67,16 @@ struct apq_stats {
 					 * work (or the peer gone) for which no
 					 * wake had been sent: a lost wakeup
 					 * caught.  Stays 0. */
-	uint64_t reserved[9];		/* zero */
+	/* What this side's ADAPTIVE sleeper has learned (0 under the other
+	 * policies, and before its first wake): the peer's notify call and
+	 * the time from it to this side running, smoothed, in ns.  Polling
+	 * for their sum is what a block costs (doc/adaptive.md).  Since 0.2. */
+	uint64_t wake_call_ns;
+	uint64_t wake_late_ns;
+	uint64_t polling;		/* 1: ADAPTIVE polls before it blocks;
+					 * 0: it blocks at once (or another
+					 * policy) */
+	uint64_t reserved[6];		/* zero */
 };
 
 #ifdef __cplusplus

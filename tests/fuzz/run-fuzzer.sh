@@ -24,7 +24,7 @@ cd "$src"
 # shellcheck disable=SC2046 # the source list and flags split on purpose
 if ! clang -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -D_GNU_SOURCE -std=c11 \
-	-Iinclude -Ilib $(ls lib/*.c | grep -v '/xen\.c$') \
+	-Iinclude -Ilib $(ls lib/*.c | grep -v '/xen-') \
 	tests/fuzz/fuzz-region.c $(pkg-config --cflags --libs liburcu) \
 	-o "$work/fuzz-region" 2>"$work/build.log"; then
 	if grep -q 'fuzzer' "$work/build.log"; then
