@@ -265,6 +265,17 @@ START_TEST(test_region_init)
 }
 END_TEST
 
+START_TEST(test_version)
+{
+	const char *v = NULL;
+
+	ck_assert_int_eq(apq_version(&v), APQ_VERSION_NUMBER);
+	ck_assert_str_eq(v, APQ_VERSION_STRING);
+	ck_assert_int_eq(apq_version(NULL), APQ_VERSION_NUMBER);
+	ck_assert_int_eq(APQ_VERSION_NUMBER >> 16, APQ_VERSION_MAJOR);
+}
+END_TEST
+
 START_TEST(test_notifier_args)
 {
 	struct apq_notifier *n = NULL;
@@ -3413,6 +3424,7 @@ static Suite *unit_suite(void)
 	tcase_add_test(tc, test_region_size);
 	tcase_add_test(tc, test_region_init);
 	tcase_add_test(tc, test_notifier_args);
+	tcase_add_test(tc, test_version);
 	tcase_add_loop_test(tc, test_attach_args, 0, 2);
 	tcase_add_loop_test(tc, test_attach_uninitialised, 0, 2);
 	tcase_add_test(tc, test_endpoint_einval);

@@ -12,6 +12,9 @@
  *   <apq/mode.h>      the mode state machine alone, for a ring you already have
  *   <apq/notifier.h>  wakeup backends
  *   <apq/common.h>    policies, configuration, statistics
+ *   <apq/version.h>   the version compiled against, and apq_version()
+ *   <apq/xen.h>       Xen event channels and grant-shared regions (not
+ *                     included here: it needs Xen's headers)
  *
  * Errors are negative errno values; success is 0 or a length.
  */
@@ -22,5 +25,6 @@
 #include <apq/mode.h>
 #include <apq/notifier.h>
 #include <apq/ring.h>
+#include <apq/version.h>
 
 #endif /* APQ_APQ_H */

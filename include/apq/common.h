@@ -19,8 +19,10 @@ extern "C" {
 
 /* How long a side polls before it announces SLEEPING and blocks. */
 enum apq_policy {
-	/* Poll for about the cost of one sleep/wake round on this machine,
-	 * measured once per process, then sleep.  The default. */
+	/* The default: learn online what a sleep costs on this backend and
+	 * how long waits last, and poll for that cost only while polling
+	 * saves more than it wastes; not at all on a crowded CPU
+	 * (doc/adaptive.md). */
 	APQ_POLICY_ADAPTIVE = 0,
 	/* Poll for spin_ns nanoseconds (0: not at all), then sleep. */
 	APQ_POLICY_SPIN = 1,
