@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test-notifier: the backends behind <apq/notifier.h> as a user meets them.
- *   - eventfd: its arguments, and seeded streams between threads and
- *     between a parent and a forked child, every packet checked;
+ *   - eventfd: its arguments, and seeded streams between threads, between
+ *     a parent and a forked child, and between processes that pass the
+ *     descriptors over a UNIX socket, every packet checked;
  *   - a backend of the user's own (apq_notifier_create()): its arguments,
  *     a stream over it, and that apq calls it as the header says;
  *   - event loops: a consumer blocked only in epoll_wait() on
@@ -22,6 +23,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -310,6 +312,98 @@ START_TEST(test_eventfd_fork)
 	fork_stream(pn, cn, mem, bytes, base_seed ^ 0xef, _i);
 	apq_notifier_free(pn);
 	apq_notifier_free(cn);
+	munmap(mem, bytes);
+}
+END_TEST
+
+/* Send fds[] over a UNIX socket (SCM_RIGHTS). */
+static bool send_fds(int sock, const int fds[2])
+{
+	char data = 'f';
+	struct iovec iov = { .iov_base = &data, .iov_len = 1 };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+	} u;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = u.buf,
+			      .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(2 * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, 2 * sizeof(int));
+	return sendmsg(sock, &msg, 0) == 1;
+}
+
+static bool recv_fds(int sock, int fds[2])
+{
+	char data;
+	struct iovec iov = { .iov_base = &data, .iov_len = 1 };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+	} u;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = u.buf,
+			      .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c;
+
+	if (recvmsg(sock, &msg, 0) != 1)
+		return false;
+	c = CMSG_FIRSTHDR(&msg);
+	if (!c || c->cmsg_type != SCM_RIGHTS ||
+	    c->cmsg_len != CMSG_LEN(2 * sizeof(int)))
+		return false;
+	memcpy(fds, CMSG_DATA(c), 2 * sizeof(int));
+	return true;
+}
+
+/* A producer forked before the eventfds existed: it gets them over a UNIX
+ * socket, as an unrelated process would. */
+START_TEST(test_eventfd_unix_socket)
+{
+	struct apq_config cfg = policy_cfg(APQ_POLICY_ADAPTIVE);
+	uint64_t seed = base_seed ^ 0x50c;
+	struct apq_notifier *cn;
+	struct apq_consumer *c;
+	size_t bytes;
+	unsigned char *mem = region_shared(&bytes);
+	int sv[2], fds[2], status;
+	pid_t pid;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	pid = test_fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct apq_notifier *pn;
+		struct apq_producer *p;
+		int got[2], r = 1;
+
+		close(sv[0]);
+		if (recv_fds(sv[1], got) &&
+		    apq_notifier_eventfd(&pn, got[1], got[0]) == 0 &&
+		    apq_producer_attach(&p, mem, bytes, pn, &cfg) == 0) {
+			r = produce(p, seed, PACKETS);
+			apq_producer_detach(p);
+		}
+		_exit(r ? 1 : 0);
+	}
+	close(sv[1]);
+	ck_assert_int_eq(apq_eventfd_pair(fds), 0);
+	ck_assert_int_eq(apq_notifier_eventfd(&cn, fds[0], fds[1]), 0);
+	ck_assert_int_eq(apq_consumer_attach(&c, mem, bytes, cn, &cfg), 0);
+	ck_assert(send_fds(sv[0], fds));
+	close(fds[0]);
+	close(fds[1]);
+	ck_assert_uint_eq(consume(c, seed, PACKETS), PACKETS);
+	ck_assert_int_eq(apq_recv(c, NULL, 0, WAIT_NS), -EPIPE);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	apq_consumer_detach(c);
+	apq_notifier_free(cn);
+	close(sv[0]);
 	munmap(mem, bytes);
 }
 END_TEST
@@ -667,6 +761,7 @@ static Suite *notifier_suite(void)
 	tcase_add_test(tc, test_eventfd_args);
 	tcase_add_loop_test(tc, test_eventfd_threads, 0, npol);
 	tcase_add_loop_test(tc, test_eventfd_fork, 0, 2);
+	tcase_add_test(tc, test_eventfd_unix_socket);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("ops");
