@@ -611,6 +611,13 @@ static bool report(const struct options *opt, const struct producer_report *pr,
 		       " times; the consumer sent %" PRIu64
 		       " space wakeups and skipped %" PRIu64 ".\n", t->sleeps,
 		       cr->total.wakeups_sent, cr->total.wakeups_skipped);
+		if (cr->total.wake_call_ns)
+			printf("learned (ADAPTIVE, consumer): a futex wake "
+			       "costs the producer %" PRIu64 " ns, the "
+			       "consumer runs %" PRIu64 " ns after it; %s.\n",
+			       cr->total.wake_call_ns, cr->total.wake_late_ns,
+			       cr->total.polling ? "polls for their sum"
+						 : "blocks at once");
 	}
 	if (pr->err) {
 		printf("FAILED: producer: %s: %s\n", pr->err_where,

@@ -1169,6 +1169,12 @@ static void print_stats(const char *scn, const char *tag, const struct apq_stats
 	       " spurious %4" PRIu64 " rescues %" PRIu64 "\n", scn, tag,
 	       st->packets, st->bytes, st->wakeups_sent, st->wakeups_skipped,
 	       st->sleeps, st->spurious_wakeups, st->rescues);
+	/* What ADAPTIVE learned a block costs on Xen (doc/adaptive.md). */
+	if (st->wake_call_ns || st->wake_late_ns)
+		printf("xen-test: %s %-18s learned: notify call %" PRIu64
+		       " ns, wake-up %" PRIu64 " ns, polling %" PRIu64 "\n",
+		       scn, tag, st->wake_call_ns, st->wake_late_ns,
+		       st->polling);
 }
 
 static void absorb(struct scenario_run *r, int who, const struct msg *m)
