@@ -43,29 +43,36 @@
 
 static const struct scenario scenarios[] = {
 	/* Unpaced throughput, one packet or a burst of 32 per call. */
-	{ "single-8", "throughput", SCEN_STREAM, 1, 8, 1, 0, 0, 0, false },
-	{ "single-64", "throughput", SCEN_STREAM, 1, 64, 1, 0, 0, 0, false },
-	{ "single-1500", "throughput", SCEN_STREAM, 1, 1500, 1, 0, 0, 0, false },
-	{ "burst32-8", "throughput", SCEN_STREAM, 1, 8, 32, 0, 0, 0, false },
-	{ "burst32-64", "throughput", SCEN_STREAM, 1, 64, 32, 0, 0, 0, false },
-	{ "burst32-1500", "throughput", SCEN_STREAM, 1, 1500, 32, 0, 0, 0, false },
+	{ "single-8", "throughput", SCEN_STREAM, 1, 8, 1, 0, 0, 0, false, 0, 0 },
+	{ "single-64", "throughput", SCEN_STREAM, 1, 64, 1, 0, 0, 0, false, 0, 0 },
+	{ "single-1500", "throughput", SCEN_STREAM, 1, 1500, 1, 0, 0, 0, false, 0, 0 },
+	{ "burst32-8", "throughput", SCEN_STREAM, 1, 8, 32, 0, 0, 0, false, 0, 0 },
+	{ "burst32-64", "throughput", SCEN_STREAM, 1, 64, 32, 0, 0, 0, false, 0, 0 },
+	{ "burst32-1500", "throughput", SCEN_STREAM, 1, 1500, 32, 0, 0, 0, false, 0, 0 },
 	/* Offered load, 64-byte packets; single-64 is its unpaced end. */
-	{ "load-1k", "load", SCEN_STREAM, 1, 64, 1, 1e3, 0, 0, false },
-	{ "load-10k", "load", SCEN_STREAM, 1, 64, 1, 1e4, 0, 0, false },
-	{ "load-100k", "load", SCEN_STREAM, 1, 64, 1, 1e5, 0, 0, false },
-	{ "load-1M", "load", SCEN_STREAM, 1, 64, 1, 1e6, 0, 0, false },
+	{ "load-1k", "load", SCEN_STREAM, 1, 64, 1, 1e3, 0, 0, false, 0, 0 },
+	{ "load-10k", "load", SCEN_STREAM, 1, 64, 1, 1e4, 0, 0, false, 0, 0 },
+	{ "load-100k", "load", SCEN_STREAM, 1, 64, 1, 1e5, 0, 0, false, 0, 0 },
+	{ "load-1M", "load", SCEN_STREAM, 1, 64, 1, 1e6, 0, 0, false, 0, 0 },
 	/* On/off: 1000 packets at 1 Mpkt/s every 10 ms (100 kpkt/s mean). */
-	{ "bursty", "bursty", SCEN_STREAM, 1, 64, 1, 1e6, 1000, 10 * MS, false },
+	{ "bursty", "bursty", SCEN_STREAM, 1, 64, 1, 1e6, 1000, 10 * MS, false, 0, 0 },
+	/* 100 ms at 1 Mpkt/s, 100 ms at 1 kpkt/s, and again: no fixed
+	 * setting suits both. */
+	{ "load-shift", "shift", SCEN_STREAM, 1, 64, 1, 1e6, 100000, 200 * MS,
+	  false, 1e3, 0 },
+	/* Three pairs at 20 kpkt/s each, six threads on whatever CPUs there
+	 * are: the sides compete with the other pairs for them. */
+	{ "oversub", "oversub", SCEN_STREAM, 1, 64, 1, 2e4, 0, 0, false, 0, 3 },
 	/* Attached, nothing sent. */
-	{ "idle", "idle", SCEN_IDLE, 1, 64, 1, 0, 0, 0, false },
+	{ "idle", "idle", SCEN_IDLE, 1, 64, 1, 0, 0, 0, false, 0, 0 },
 	/* Two processes. */
-	{ "x-stream-8", "xproc", SCEN_STREAM, 2, 8, 1, 0, 0, 0, false },
-	{ "x-stream-64k", "xproc", SCEN_STREAM, 2, 65536, 1, 0, 0, 0, false },
-	{ "x-stream-64k-zc", "xproc", SCEN_STREAM, 2, 65536, 1, 0, 0, 0, true },
+	{ "x-stream-8", "xproc", SCEN_STREAM, 2, 8, 1, 0, 0, 0, false, 0, 0 },
+	{ "x-stream-64k", "xproc", SCEN_STREAM, 2, 65536, 1, 0, 0, 0, false, 0, 0 },
+	{ "x-stream-64k-zc", "xproc", SCEN_STREAM, 2, 65536, 1, 0, 0, 0, true, 0, 0 },
 	/* Round trips back to back, and 1000 per second: both sides sleep
 	 * between them (the blocking ping-pong). */
-	{ "x-pingpong", "pingpong", SCEN_PINGPONG, 2, 8, 1, 0, 0, 0, false },
-	{ "x-pingpong-1k", "pingpong", SCEN_PINGPONG, 2, 8, 1, 1e3, 0, 0, false },
+	{ "x-pingpong", "pingpong", SCEN_PINGPONG, 2, 8, 1, 0, 0, 0, false, 0, 0 },
+	{ "x-pingpong-1k", "pingpong", SCEN_PINGPONG, 2, 8, 1, 1e3, 0, 0, false, 0, 0 },
 };
 
 #define N_SCENARIOS	(sizeof(scenarios) / sizeof(scenarios[0]))
@@ -83,16 +90,19 @@ struct preset {
 	double warmup_s;	/* both CPUs busy before the first run */
 	double netback_s;	/* per iperf3 run of the netback section */
 	unsigned int netback_rep;
+	double shift_s;		/* load-shift: whole cycles of its loads */
 };
 
 static const struct preset presets[] = {
 	/* The default, and what the README's first command runs. */
-	{ "quick", 0.15, 0.3, 0.5, 0.3, 3, 1, 1, 1, NULL, 1.0, 1.0, 3.0, 1 },
-	{ "full", 0.5, 1.0, 1.0, 1.0, 5, 3, 2, 3, NULL, 2.0, 2.0, 5.0, 3 },
+	{ "quick", 0.15, 0.3, 0.5, 0.3, 3, 1, 1, 1, NULL, 1.0, 1.0, 3.0, 1,
+	  0.4 },
+	{ "full", 0.5, 1.0, 1.0, 1.0, 5, 3, 2, 3, NULL, 2.0, 2.0, 5.0, 3,
+	  1.0 },
 	/* For the test suite: a few seconds, every kind of row. */
 	{ "smoke", 0.05, 0.1, 0.2, 0.1, 1, 1, 1, 1,
 	  "single-64,burst32-8,load-10k,idle,x-stream-8,x-stream-64k-zc,"
-	  "x-pingpong,netback-tcp", 0.1, 0, 1.0, 1 },
+	  "x-pingpong,netback-tcp", 0.1, 0, 1.0, 1, 0.4 },
 };
 
 /* ---- options ---- */
@@ -153,16 +163,18 @@ static void usage(FILE *f)
 		"\n"
 		"Compares apq's wakeup policies with each other and with other\n"
 		"queues: throughput, wakeup syscalls per packet, consumer and\n"
-		"producer CPU, end-to-end latency, between pinned threads and\n"
-		"between two processes.\n"
+		"producer CPU (and the producer's inside its send calls; cost =\n"
+		"consumer + that), end-to-end latency, between pinned threads\n"
+		"and between two processes.\n"
 		"\n"
-		"  --quick          short runs, the whole table in under 2 minutes\n"
+		"  --quick          short runs, the whole table in about 2 minutes\n"
 		"                   (the default)\n"
 		"  --full           longer runs, more repeats (about 10 minutes)\n"
 		"  --smoke          a tiny preset for the test suite (seconds)\n"
-		"  --json FILE      write the rows as JSON; FILE's stem also names\n"
-		"                   the CSV (.csv) and the plots (-latency.png,\n"
-		"                   -cpu.png, -wakeups.png) written next to it\n"
+		"  --json FILE      write the rows (and the goals summary) as\n"
+		"                   JSON; FILE's stem also names the CSV (.csv)\n"
+		"                   and the plots (-latency.png, -cpu.png,\n"
+		"                   -wakeups.png, -cost-p50.png) next to it\n"
 		"  --impl LIST      comma-separated queue names (see --list)\n"
 		"  --policy LIST    comma-separated variant names\n"
 		"  --scenario LIST  comma-separated scenario or group names\n"
@@ -312,6 +324,9 @@ static void row_plan(struct row *r, const struct options *o)
 	} else if (sc->kind == SCEN_IDLE) {
 		s = p->idle_s;
 		rep = p->idle_rep;
+	} else if (sc->rate_off > 0) {
+		s = p->shift_s;
+		rep = p->paced_rep;
 	} else if (sc->rate > 0) {
 		s = p->paced_s;
 		rep = p->paced_rep;
@@ -484,12 +499,15 @@ static void list_all(void)
 	       "(the netback section)\n", "netback");
 	printf("\nscenarios:\n");
 	for (i = 0; i < N_SCENARIOS; i++)
-		printf("  %-16s %-10s %u proc, %zu bytes, %u per call, %s\n",
+		printf("  %-16s %-10s %u proc, %zu bytes, %u per call, %s%s\n",
 		       scenarios[i].name, scenarios[i].group,
 		       scenarios[i].processes, scenarios[i].size,
 		       scenarios[i].batch,
 		       scenarios[i].kind == SCEN_IDLE ? "idle"
-		       : scenarios[i].rate > 0 ? "paced" : "unpaced");
+		       : scenarios[i].rate_off > 0 ? "paced, shifting"
+		       : scenarios[i].rate > 0 ? "paced" : "unpaced",
+		       scenarios[i].pairs > 1 ? ", several pairs unpinned"
+					      : "");
 	printf("  %-16s %-10s iperf3 TCP across examples/netback\n",
 	       "netback-tcp", "netback");
 	printf("  %-16s %-10s iperf3 UDP at 1 Gbit/s across examples/netback\n",
@@ -584,7 +602,7 @@ static void run_all(struct table *t, const struct placement *pl,
 static void warm_up(const struct placement *pl, const struct options *o)
 {
 	static const struct scenario warm = {
-		"warm-up", "warm-up", SCEN_STREAM, 1, 64, 1, 0, 0, 0, false
+		"warm-up", "warm-up", SCEN_STREAM, 1, 64, 1, 0, 0, 0, false, 0, 0
 	};
 	const struct bench_variant *busy = NULL;
 	struct run_result *res;

@@ -55,6 +55,8 @@ RAN = {
     "pps": (NUM, False),
     "consumer_cpu": (NUM, False),
     "producer_cpu": (NUM, False),
+    "producer_call_cpu": (NUM, True),
+    "cost": (NUM, True),
     "packets_offered": ((int,), False),
     "packets_arrived": ((int,), False),
     "packets_bad": ((int,), False),
@@ -147,12 +149,34 @@ def is_netback(row):
     return isinstance(row, dict) and row.get("group") == "netback"
 
 
+def is_goals(row):
+    return isinstance(row, dict) and row.get("group") == "goals"
+
+
+def goals_problems(i, row):
+    """The goals summary: each goal a ratio pair and a verdict."""
+    goals = row.get("goals")
+    if not isinstance(goals, dict):
+        return [f"row {i}: goals without a 'goals' object"]
+    problems = []
+    for name, g in goals.items():
+        problems += type_problems(f"goal {name}", g, {
+            "versus": ((str,), False),
+            "cost_ratio": (NUM, True),
+            "p50_ratio": (NUM, True),
+            "pass": ((bool,), False),
+        })
+    return problems
+
+
 def row_problems(i, row):
     """The reasons row i is not acceptable (empty if it is)."""
     if not isinstance(row, dict):
         return [f"row {i}: not an object"]
     if is_netback(row):
         return netback_problems(i, row)
+    if is_goals(row):
+        return goals_problems(i, row)
     problems = type_problems(f"row {i}", row, REQUIRED)
     if problems:
         return problems
@@ -240,7 +264,7 @@ def main(argv):
             for name in sorted(listed_impls(bench) - impls):
                 problems.append(f"queue {name}: neither rows nor a reason "
                                 "for skipping it")
-            ran = [r for r in rows if not r["skipped"]
+            ran = [r for r in rows if not is_goals(r) and not r["skipped"]
                    and not is_netback(r)]
             for scen in sorted({r["scenario"] for r in ran}):
                 if not any(r["impl"] == "apq" and r["scenario"] == scen
@@ -250,12 +274,13 @@ def main(argv):
                 if not any(r["impl"] == "apq" and r["processes"] == procs
                            for r in ran):
                     problems.append(f"no apq row with {procs} process(es)")
-        queue_rows = [r for r in rows if not is_netback(r)]
+        queue_rows = [r for r in rows
+                      if not is_netback(r) and not is_goals(r)]
         with open(os.path.join(tmp, "out.csv"), encoding="utf-8") as f:
             n_csv = sum(1 for _ in csv.DictReader(f))
         if n_csv != len(queue_rows):
             problems.append(f"CSV: {n_csv} rows, JSON: {len(queue_rows)}")
-        n_nb = len(rows) - len(queue_rows)
+        n_nb = sum(1 for r in rows if is_netback(r))
         if n_nb:
             with open(os.path.join(tmp, "out-netback.csv"),
                       encoding="utf-8") as f:

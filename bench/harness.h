@@ -45,10 +45,15 @@ struct scenario {
 	double rate;		/* offered packets (ping-pong: round trips)
 				 * per second; 0: as fast as it goes */
 	/* Bursty traffic: on_pkts packets at `rate`, starting every
-	 * period_ns.  0: steady. */
+	 * period_ns, and for the rest of each period rate_off packets per
+	 * second (0: silence).  on_pkts 0: steady. */
 	unsigned int on_pkts;
 	int64_t period_ns;
 	bool zero_copy;		/* xproc: loan/publish, take/give_back */
+	double rate_off;
+	/* Producer/consumer pairs at once, each with its own queue and
+	 * `rate`, unpinned: more threads than CPUs.  0: one, pinned. */
+	unsigned int pairs;
 };
 
 /* When packet k of a paced stream is due, relative to the stream's start. */
@@ -94,6 +99,10 @@ uint64_t pkt_seq_guess(const unsigned char *buf, size_t len, uint64_t want);
 /* Unpaced streams timestamp one packet in this many (paced ones all):
  * a clock read per packet would cost more than some queues' send. */
 #define LATENCY_SAMPLE	64
+
+/* The producer's CPU inside its send calls is read around one call in
+ * this many ns (run-threads.c says why). */
+#define CALL_SAMPLE_NS	100000
 
 /*
  * One thread's (or process's) costs over a stretch of time: start with
@@ -155,6 +164,9 @@ struct run_result {
 						 * ping-pong the first and
 						 * second process's sums */
 	struct side_measure pm, cm;	/* producer (pinger), consumer */
+	/* The producer's CPU inside the queue's send calls, estimated from
+	 * a sample of them (run_threads only; summed over pairs). */
+	int64_t call_cpu_ns;
 	int64_t t_ns;		/* the stream's length, start to last packet */
 	double steal;		/* cores stolen by the hypervisor, average */
 	double other_cpu;	/* cores busy with other work, average */
@@ -200,6 +212,8 @@ struct row {
 	double csleep, psleep;	/* times each side blocked, per packet (if
 				 * the queue counts them) */
 	double ccpu, pcpu;	/* CPU seconds per second */
+	double pcall;		/* the producer's inside send calls */
+	double cost;		/* ccpu + pcall: what the queue costs */
 	double runq;		/* run-queue wait of both sides, s per s */
 	double steal, other_cpu;
 	double p50, p99, p999, pmax;	/* ns; NAN without samples */

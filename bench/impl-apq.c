@@ -9,11 +9,12 @@
  * runs; with more, through apq_send_burst()/apq_recv_burst(), which publish
  * the burst with one index store and one wakeup check.
  *
- * Variants are the wakeup policies: ADAPTIVE (the default), SPIN at three
- * budgets, ALWAYS_NOTIFY (the prior art: wake on every publishing call, on
- * both sides) and BUSY_POLL (never sleep).  The wakeups reported are the
- * library's own counters (wakeups_sent), which the harness checks against
- * the futex syscalls it counts where it can.
+ * Variants are the wakeup policies: ADAPTIVE (the default), SPIN at four
+ * budgets (0: sleep as soon as the ring is empty), ALWAYS_NOTIFY (the prior
+ * art: wake on every publishing call, on both sides) and BUSY_POLL (never
+ * sleep).  The wakeups reported are the library's own counters
+ * (wakeups_sent), which the harness checks against the futex syscalls it
+ * counts where it can.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -34,6 +35,9 @@ struct apq_q {
 static const struct apq_config cfg_adaptive = {
 	.policy = APQ_POLICY_ADAPTIVE,
 };
+static const struct apq_config cfg_spin_0us = {
+	.policy = APQ_POLICY_SPIN, .spin_ns = 0,
+};
 static const struct apq_config cfg_spin_1us = {
 	.policy = APQ_POLICY_SPIN, .spin_ns = 1000,
 };
@@ -52,6 +56,7 @@ static const struct apq_config cfg_busy = {
 
 static const struct bench_variant apq_variants[] = {
 	{ "adaptive", &cfg_adaptive, BENCH_WAIT_SLEEPS },
+	{ "spin-0us", &cfg_spin_0us, BENCH_WAIT_SLEEPS },
 	{ "spin-1us", &cfg_spin_1us, BENCH_WAIT_SLEEPS },
 	{ "spin-10us", &cfg_spin_10us, BENCH_WAIT_SLEEPS },
 	{ "spin-100us", &cfg_spin_100us, BENCH_WAIT_SLEEPS },

@@ -53,10 +53,22 @@ int64_t scen_send_offset(const struct scenario *sc, uint64_t k)
 {
 	double gap = (double)NS_PER_SEC / sc->rate;
 
+	int64_t on_ns, base;
+	uint64_t off_pkts = 0, cycle, j;
+
 	if (sc->on_pkts == 0)
 		return (int64_t)((double)k * gap);
-	return (int64_t)(k / sc->on_pkts) * sc->period_ns +
-	       (int64_t)((double)(k % sc->on_pkts) * gap);
+	on_ns = (int64_t)((double)sc->on_pkts * gap);
+	if (sc->rate_off > 0)
+		off_pkts = (uint64_t)((double)(sc->period_ns - on_ns) *
+				      sc->rate_off / NS_PER_SEC);
+	cycle = sc->on_pkts + off_pkts;
+	base = (int64_t)(k / cycle) * sc->period_ns;
+	j = k % cycle;
+	if (j < sc->on_pkts)
+		return base + (int64_t)((double)j * gap);
+	return base + on_ns + (int64_t)((double)(j - sc->on_pkts) *
+					NS_PER_SEC / sc->rate_off);
 }
 
 /* ---- packets ---- */

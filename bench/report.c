@@ -73,12 +73,13 @@ static bool run_failed(const struct row *row, const struct run_result *r)
 void row_summarise(struct row *row)
 {
 	unsigned int n = row->n_runs, i;
-	double *v = calloc(n ? n : 1, sizeof(*v) * 15);
+	double *v = calloc(n ? n : 1, sizeof(*v) * 17);
 	double *pps = v, *wpp = v + n, *swpp = v + 2 * n, *fw = v + 3 * n,
 	       *cc = v + 4 * n, *pc = v + 5 * n, *rq = v + 6 * n,
 	       *p50 = v + 7 * n, *p99 = v + 8 * n, *p999 = v + 9 * n,
 	       *st = v + 10 * n, *oc = v + 11 * n, *cs = v + 12 * n,
-	       *ps = v + 13 * n, *fc = v + 14 * n;
+	       *ps = v + 13 * n, *fc = v + 14 * n, *pl = v + 15 * n,
+	       *co = v + 16 * n;
 	bool have_futex = true;
 
 	row->failed = !row->skipped && n == 0;
@@ -120,6 +121,15 @@ void row_summarise(struct row *row)
 		ps[i] = per((double)r->prod.sleeps, pk);
 		cc[i] = per((double)r->cm.cpu_ns, (double)r->cm.wall_ns);
 		pc[i] = per((double)r->pm.cpu_ns, (double)r->pm.wall_ns);
+		pl[i] = row->sc->processes == 1
+			? per((double)r->call_cpu_ns, (double)r->pm.wall_ns)
+			: NAN;
+		/* The calls' CPU is part of the thread's: a sampled window
+		 * that caught more (the CPU clock's reads cost more than a
+		 * send, and disturb it) is capped there. */
+		if (pl[i] > pc[i])
+			pl[i] = pc[i];
+		co[i] = cc[i] + pl[i];
 		wall = (double)(r->pm.wall_ns > r->cm.wall_ns ? r->pm.wall_ns
 							      : r->cm.wall_ns);
 		rq[i] = per((double)(r->pm.runq_ns + r->cm.runq_ns), wall);
@@ -148,6 +158,8 @@ void row_summarise(struct row *row)
 	row->psleep = median(ps, n);
 	row->ccpu = median(cc, n);
 	row->pcpu = median(pc, n);
+	row->pcall = median(pl, n);
+	row->cost = median(co, n);
 	row->runq = median(rq, n);
 	row->p50 = median(p50, n);
 	row->p99 = median(p99, n);
@@ -242,6 +254,15 @@ static const char *fmt_x(char *b, size_t n, double x)
 	return b;
 }
 
+static const char *fmt_cpu(char *b, size_t n, double x)
+{
+	if (isnan(x))
+		snprintf(b, n, "-");
+	else
+		snprintf(b, n, "%.4f", x);
+	return b;
+}
+
 static const char *wait_name(const struct row *r)
 {
 	return r->variant->wait == BENCH_WAIT_BUSY_POLLS ? "busy" : "sleep";
@@ -296,19 +317,24 @@ static void print_header(FILE *f, const struct report_info *ri)
 		"  apq counts its own, the others' are futex wake syscalls "
 		"of each side's thread (marked *),\n"
 		"  ? = unknown%s.  cpu: CPU seconds per second (cons, prod; "
-		"ping-pong: echoer, pinger).\n"
+		"ping-pong: echoer, pinger);\n"
+		"  call: the producer's inside the send calls (pacing left "
+		"out; a sample of the calls, one per %d us);\n"
+		"  cost = cons + call: what moving the packets costs "
+		"(in-process rows).  oversub: sums over its pairs.\n"
 		"  latency: packet timestamp to receipt (one packet in %d "
 		"unpaced, all paced; ping-pong: round trip).\n"
 		"  runq: time both threads were runnable but not running, "
 		"per second: the machine's noise.\n\n",
 		ri->futex_counting ? "" : " (futex counting unavailable)",
-		LATENCY_SAMPLE);
+		CALL_SAMPLE_NS / 1000, LATENCY_SAMPLE);
 }
 
 static void print_row(FILE *f, const struct row *r)
 {
 	char rate[16], pps[16], lo[16], hi[16], range[40], wk[16], sp[16];
-	char l50[16], l99[16], l999[16], lmax[16], prob[96];
+	char l50[16], l99[16], l999[16], lmax[16], prob[96], call[16];
+	char cost[16];
 	const char *mark = strcmp(r->wake_src, "futex") ? " " : "*";
 
 	if (r->skipped) {
@@ -320,15 +346,24 @@ static void print_row(FILE *f, const struct row *r)
 	snprintf(range, sizeof(range), "[%s..%s]",
 		 fmt_rate(lo, sizeof(lo), r->pps_min),
 		 fmt_rate(hi, sizeof(hi), r->pps_max));
+	if (r->sc->rate_off > 0)
+		snprintf(rate, sizeof(rate), "%s/%s",
+			 fmt_rate(lo, sizeof(lo), r->sc->rate),
+			 fmt_rate(hi, sizeof(hi), r->sc->rate_off));
+	else if (r->sc->rate > 0)
+		fmt_rate(rate, sizeof(rate), r->sc->rate);
+	else
+		snprintf(rate, sizeof(rate), "%s",
+			 r->sc->kind == SCEN_IDLE ? "idle" : "max");
 	fprintf(f, "%-13s %-18s %-5s %-15s %5s %6s %-17s %7s%s %7s%s "
-		"%4.2f %4.2f %7s %7s %7s %7s %5.1f%%",
-		r->impl, r->variant->name, wait_name(r), r->sc->name,
-		r->sc->rate > 0 ? fmt_rate(rate, sizeof(rate), r->sc->rate)
-				: r->sc->kind == SCEN_IDLE ? "idle" : "max",
+		"%4.2f %4.2f %6s %6s %7s %7s %7s %7s %5.1f%%",
+		r->impl, r->variant->name, wait_name(r), r->sc->name, rate,
 		fmt_rate(pps, sizeof(pps), r->pps), range,
 		fmt_wk(wk, sizeof(wk), r->wpp, r->wake_src), mark,
 		fmt_wk(sp, sizeof(sp), r->swpp, r->wake_src), mark,
 		isnan(r->ccpu) ? 0.0 : r->ccpu, isnan(r->pcpu) ? 0.0 : r->pcpu,
+		fmt_cpu(call, sizeof(call), r->pcall),
+		fmt_cpu(cost, sizeof(cost), r->cost),
 		fmt_ns(l50, sizeof(l50), r->p50),
 		fmt_ns(l99, sizeof(l99), r->p99),
 		fmt_ns(l999, sizeof(l999), r->p999),
@@ -623,6 +658,174 @@ static void print_targets(FILE *f, struct row *rows, size_t n)
 	       isnan(x) ? T_UNKNOWN : T_MET, how);
 }
 
+/* ---- goals ---- */
+
+/*
+ * ADAPTIVE against the fixed settings, from this run's rows: on each steady
+ * load and bursty, its cost and p50 against the cheapest fixed setting's;
+ * on load-shift, against each fixed setting.  A report, not a test.
+ */
+static const char *const fixed_settings[] = {
+	"spin-0us", "spin-1us", "spin-10us", "spin-100us", "busy", "always",
+};
+#define N_FIXED		(sizeof(fixed_settings) / sizeof(fixed_settings[0]))
+#define GOAL_COST	1.1	/* steady: cost <= 1.1x the cheapest's */
+#define GOAL_P50	1.25	/* and p50 <= 1.25x its */
+#define SHIFT_BETTER	0.8	/* load-shift: 20% better on one */
+#define SHIFT_WORSE	1.1	/* and not 10% worse on the other */
+
+static const char *const steady_scens[] = {
+	"load-1k", "load-10k", "load-100k", "load-1M", "bursty",
+};
+#define N_STEADY	(sizeof(steady_scens) / sizeof(steady_scens[0]))
+
+struct goal {
+	const char *scen, *versus;
+	double cost, p50, vcost, vp50, cost_x, p50_x;
+	bool pass;
+	bool behind;		/* the versus setting fell behind the load */
+};
+
+/*
+ * Whether a row carried its scenario's load: within 5 % of the most any
+ * apq setting delivered in it (which is the offered rate, unless every
+ * setting fell behind).  A setting that fell behind looks cheap because it
+ * did less; it is no setting to compare with.
+ */
+#define KEPT_UP		0.95
+
+static bool kept_up(struct row *rows, size_t n, const struct row *r)
+{
+	double best = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(rows[i].impl, "apq") && rows[i].sc == r->sc &&
+		    rows[i].pps > best)
+			best = rows[i].pps;
+	return r->pps >= KEPT_UP * best;
+}
+
+static size_t goals_compute(struct row *rows, size_t n, struct goal *g,
+			    size_t *n_steady)
+{
+	const struct row *a, *b, *cheap;
+	size_t k, i, m = 0;
+
+	for (k = 0; k < N_STEADY; k++) {
+		a = find(rows, n, "apq", "adaptive", steady_scens[k]);
+		cheap = NULL;
+		for (i = 0; i < N_FIXED; i++) {
+			b = find(rows, n, "apq", fixed_settings[i],
+				 steady_scens[k]);
+			if (b && !isnan(b->cost) && kept_up(rows, n, b) &&
+			    (!cheap || b->cost < cheap->cost))
+				cheap = b;
+		}
+		if (!a || !cheap)
+			continue;
+		g[m] = (struct goal){ steady_scens[k], cheap->variant->name,
+			a->cost, a->p50, cheap->cost, cheap->p50,
+			ratio(a->cost, cheap->cost), ratio(a->p50, cheap->p50),
+			false, false };
+		g[m].pass = g[m].cost_x <= GOAL_COST &&
+			    g[m].p50_x <= GOAL_P50 && kept_up(rows, n, a);
+		m++;
+	}
+	*n_steady = m;
+	a = find(rows, n, "apq", "adaptive", "load-shift");
+	for (i = 0; a && i < N_FIXED; i++) {
+		b = find(rows, n, "apq", fixed_settings[i], "load-shift");
+		if (!b)
+			continue;
+		g[m] = (struct goal){ "load-shift", fixed_settings[i],
+			a->cost, a->p50, b->cost, b->p50,
+			ratio(a->cost, b->cost), ratio(a->p50, b->p50), false,
+			!kept_up(rows, n, b) };
+		/* A setting that fell behind lost on its own terms. */
+		g[m].pass = g[m].behind ||
+			    (g[m].cost_x <= SHIFT_BETTER &&
+			     g[m].p50_x <= SHIFT_WORSE) ||
+			    (g[m].p50_x <= SHIFT_BETTER &&
+			     g[m].cost_x <= SHIFT_WORSE);
+		g[m].pass = g[m].pass && kept_up(rows, n, a);
+		m++;
+	}
+	return m;
+}
+
+#define GOALS_MAX	(N_STEADY + N_FIXED)
+
+static void print_goals(FILE *f, struct row *rows, size_t n)
+{
+	struct goal g[GOALS_MAX];
+	size_t ns, m = goals_compute(rows, n, g, &ns), k;
+	char a[16], b[16];
+
+	if (!m)
+		return;
+	fprintf(f, "\ngoals (apq adaptive vs the fixed settings; cost = cons + "
+		"call, CPU s/s; a report, not a test)\n"
+		"  steady loads and bursty, vs the cheapest fixed setting: "
+		"cost <= %.2gx and p50 <= %.3gx\n", GOAL_COST, GOAL_P50);
+	for (k = 0; k < m; k++) {
+		if (k == ns)
+			fprintf(f, "  load-shift, vs each fixed setting: %.0f%% "
+				"better on cost or p50, not %.0f%% worse on "
+				"the other\n", 100 * (1 - SHIFT_BETTER),
+				100 * (SHIFT_WORSE - 1));
+		fprintf(f, "  %-11s vs %-10s cost %.4f/%.4f = %5.2fx  p50 "
+			"%7s/%-7s = %5.2fx  %s\n", g[k].scen, g[k].versus,
+			g[k].cost, g[k].vcost, g[k].cost_x,
+			fmt_ns(a, sizeof(a), g[k].p50),
+			fmt_ns(b, sizeof(b), g[k].vp50), g[k].p50_x,
+			g[k].pass ? "PASS" : "MISS");
+		if (g[k].behind)
+			fprintf(f, "  %-11s    (%s fell behind the load)\n", "",
+				g[k].versus);
+	}
+}
+
+static void json_goals(FILE *f, struct row *rows, size_t n,
+		       const struct report_info *ri)
+{
+	struct goal g[GOALS_MAX];
+	size_t ns, m = goals_compute(rows, n, g, &ns), k;
+
+	fprintf(f, "  {\"impl\": \"apq\", \"policy\": \"adaptive\", "
+		"\"scenario\": \"-\", \"group\": \"goals\"");
+	report_json_num(f, "steady_cost_max", GOAL_COST);
+	report_json_num(f, "steady_p50_max", GOAL_P50);
+	report_json_num(f, "shift_better", SHIFT_BETTER);
+	report_json_num(f, "shift_worse_max", SHIFT_WORSE);
+	fprintf(f, ", \"goals\": {");
+	for (k = 0; k < m; k++) {
+		fprintf(f, "%s\"%s%s%s\": {", k ? ", " : "", g[k].scen,
+			k < ns ? "" : " vs ", k < ns ? "" : g[k].versus);
+		report_json_str(f, "versus", g[k].versus);
+		report_json_num(f, "cost", g[k].cost);
+		report_json_num(f, "versus_cost", g[k].vcost);
+		report_json_num(f, "cost_ratio", g[k].cost_x);
+		report_json_num(f, "p50_ns", g[k].p50);
+		report_json_num(f, "versus_p50_ns", g[k].vp50);
+		report_json_num(f, "p50_ratio", g[k].p50_x);
+		fprintf(f, ", \"versus_fell_behind\": %s",
+			g[k].behind ? "true" : "false");
+		fprintf(f, ", \"pass\": %s}", g[k].pass ? "true" : "false");
+	}
+	fprintf(f, "}, ");
+	report_json_str(f, "date", ri->date);
+	fprintf(f, "}");
+}
+
+static bool goals_any(struct row *rows, size_t n)
+{
+	struct goal g[GOALS_MAX];
+	size_t ns;
+
+	return goals_compute(rows, n, g, &ns) > 0;
+}
+
 static void print_noise(FILE *f, struct row *rows, size_t n,
 			const struct report_info *ri)
 {
@@ -671,9 +874,10 @@ void report_table(FILE *f, struct row *rows, size_t n,
 		return;
 	}
 	fprintf(f, "%-13s %-18s %-5s %-15s %5s %6s %-17s %8s %8s %4s %4s "
-		"%7s %7s %7s %7s %6s\n", "impl", "policy", "wait", "scenario",
-		"rate", "pkt/s", "[min..max]", "wk/pkt", "sp/pkt", "cons",
-		"prod", "p50", "p99", "p99.9", "max", "runq");
+		"%6s %6s %7s %7s %7s %7s %6s\n", "impl", "policy", "wait",
+		"scenario", "rate", "pkt/s", "[min..max]", "wk/pkt", "sp/pkt",
+		"cons", "prod", "call", "cost", "p50", "p99", "p99.9", "max",
+		"runq");
 	for (k = 0; k < n; k++) {
 		if (!group || strcmp(group, s[k]->sc->group)) {
 			group = s[k]->sc->group;
@@ -705,6 +909,7 @@ void report_table(FILE *f, struct row *rows, size_t n,
 		     M_P50);
 	print_wakeup_ratios(f, rows, n);
 	print_targets(f, rows, n);
+	print_goals(f, rows, n);
 	print_noise(f, rows, n, ri);
 }
 
@@ -749,10 +954,11 @@ static void json_row(FILE *f, const struct row *r, const struct report_info *ri)
 	report_json_str(f, "scenario", r->sc->name);
 	fprintf(f, ", ");
 	report_json_str(f, "group", r->sc->group);
-	fprintf(f, ", \"processes\": %u, \"rate\": %.0f, \"size\": %zu, "
-		"\"batch\": %u, \"zero_copy\": %s", r->sc->processes,
-		r->sc->rate, r->sc->size, r->sc->batch,
-		r->sc->zero_copy ? "true" : "false");
+	fprintf(f, ", \"processes\": %u, \"rate\": %.0f, \"rate_off\": %.0f, "
+		"\"pairs\": %u, \"size\": %zu, \"batch\": %u, "
+		"\"zero_copy\": %s", r->sc->processes, r->sc->rate,
+		r->sc->rate_off, r->sc->pairs ? r->sc->pairs : 1, r->sc->size,
+		r->sc->batch, r->sc->zero_copy ? "true" : "false");
 	fprintf(f, ", \"skipped\": %s", r->skipped ? "true" : "false");
 	if (r->skipped) {
 		fprintf(f, ", ");
@@ -768,6 +974,8 @@ static void json_row(FILE *f, const struct row *r, const struct report_info *ri)
 	report_json_num(f, "futex_wakes_per_pkt", r->skipped ? NAN : r->futex_wpp);
 	report_json_num(f, "consumer_cpu", r->skipped ? NAN : r->ccpu);
 	report_json_num(f, "producer_cpu", r->skipped ? NAN : r->pcpu);
+	report_json_num(f, "producer_call_cpu", r->skipped ? NAN : r->pcall);
+	report_json_num(f, "cost", r->skipped ? NAN : r->cost);
 	report_json_num(f, "p50_ns", r->skipped ? NAN : r->p50);
 	report_json_num(f, "p99_ns", r->skipped ? NAN : r->p99);
 	report_json_num(f, "p999_ns", r->skipped ? NAN : r->p999);
@@ -807,15 +1015,21 @@ int report_json(const char *path, struct row *rows, size_t n,
 		const struct report_info *ri)
 {
 	FILE *f = fopen(path, "w");
+	bool goals;
 	size_t k;
 
 	if (!f)
 		return -errno;
 	fprintf(f, "[\n");
+	goals = goals_any(rows, n);
 	for (k = 0; k < n; k++) {
 		json_row(f, &rows[k], ri);
-		fprintf(f, "%s\n", k + 1 < n || ri->n_nb || ri->n_missing
-			? "," : "");
+		fprintf(f, "%s\n", k + 1 < n || goals || ri->n_nb ||
+			ri->n_missing ? "," : "");
+	}
+	if (goals) {
+		json_goals(f, rows, n, ri);
+		fprintf(f, "%s\n", ri->n_nb || ri->n_missing ? "," : "");
 	}
 	for (k = 0; k < ri->n_nb; k++) {
 		netback_report_json(f, &ri->nb[k], ri);
@@ -865,7 +1079,8 @@ int report_csv(const char *path, struct row *rows, size_t n,
 	fprintf(f, "impl,policy,wait,scenario,group,processes,rate,size,batch,"
 		"zero_copy,skipped,pps,pps_min,pps_max,wakeups_per_pkt,"
 		"space_wakeups_per_pkt,wakeups_source,futex_wakes_per_pkt,"
-		"consumer_cpu,producer_cpu,p50_ns,p99_ns,p999_ns,max_ns,"
+		"consumer_cpu,producer_cpu,producer_call_cpu,cost,p50_ns,"
+		"p99_ns,p999_ns,max_ns,"
 		"runq_wait,steal,other_cpu,runs,duration,packets_offered,"
 		"packets_arrived,packets_bad,rescues,ok,note\n");
 	for (k = 0; k < n; k++) {
@@ -887,6 +1102,8 @@ int report_csv(const char *path, struct row *rows, size_t n,
 		csv_num(f, s ? NAN : r->futex_wpp);
 		csv_num(f, s ? NAN : r->ccpu);
 		csv_num(f, s ? NAN : r->pcpu);
+		csv_num(f, s ? NAN : r->pcall);
+		csv_num(f, s ? NAN : r->cost);
 		csv_num(f, s ? NAN : r->p50);
 		csv_num(f, s ? NAN : r->p99);
 		csv_num(f, s ? NAN : r->p999);
@@ -902,7 +1119,7 @@ int report_csv(const char *path, struct row *rows, size_t n,
 			? row_problem(r, prob, sizeof(prob)) : "");
 	}
 	for (k = 0; k < ri->n_missing; k++)
-		fprintf(f, "%s,-,,-,,,,,,,1,,,,,,unknown,,,,,,,,,,,0,,0,0,0,0,"
+		fprintf(f, "%s,-,,-,,,,,,,1,,,,,,unknown,,,,,,,,,,,,,0,,0,0,0,0,"
 			"1,\"%s\"\n", ri->missing[k]->name,
 			ri->missing[k]->why);
 	if (ferror(f)) {
@@ -953,11 +1170,100 @@ static int run_gnuplot(const char *script)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
+/* The cost-p50 plot's rows: apq's on the load, bursty and shift groups. */
+static bool in_cost_plot(const struct row *r)
+{
+	return !strcmp(r->impl, "apq") && !r->skipped && r->n_runs &&
+	       (!strcmp(r->sc->group, "load") ||
+		!strcmp(r->sc->group, "bursty") ||
+		!strcmp(r->sc->group, "shift"));
+}
+
+/* Where a cost of 0 goes on its logarithmic axis. */
+#define ZERO_COST	1e-4
+
+/*
+ * Cost against p50, a point per (setting, scenario): a colour per apq
+ * setting, a point type per scenario.  @return 0 or -errno.
+ */
+static int cost_plot(FILE *gp, const char *stem, struct row *rows, size_t n)
+{
+	const struct bench_variant *vs = bench_apq_impl.variants;
+	size_t nv = bench_apq_impl.n_variants, v, k, sc;
+	const struct scenario *scen[16];
+	size_t nsc = 0;
+	char *dat = NULL;
+	FILE *f;
+
+	if (asprintf(&dat, "%s-cost.dat", stem) < 0)
+		return -ENOMEM;
+	for (k = 0; k < n && nsc < 16; k++) {
+		if (!in_cost_plot(&rows[k]))
+			continue;
+		for (sc = 0; sc < nsc && scen[sc] != rows[k].sc; sc++)
+			;
+		if (sc == nsc)
+			scen[nsc++] = rows[k].sc;
+	}
+	f = fopen(dat, "w");
+	if (!f) {
+		free(dat);
+		return -errno;
+	}
+	fprintf(f, "# p50_us cost point_type scenario (cost 0 drawn at %g)\n",
+		ZERO_COST);
+	for (v = 0; v < nv; v++) {
+		fprintf(f, "# apq %s\n", vs[v].name);
+		for (k = 0; k < n; k++) {
+			const struct row *w = &rows[k];
+
+			if (!in_cost_plot(w) || w->variant != &vs[v])
+				continue;
+			for (sc = 0; scen[sc] != w->sc; sc++)
+				;
+			dat_num(f, w->p50 / 1e3);
+			dat_num(f, w->cost < ZERO_COST ? ZERO_COST : w->cost);
+			fprintf(f, "%zu %s\n", sc + 4, w->sc->name);
+		}
+		fprintf(f, "\n\n");
+	}
+	if (fclose(f)) {
+		free(dat);
+		return -errno;
+	}
+	fprintf(gp, "reset\n"
+		"set datafile missing 'nan'\n"
+		"set output '%s-cost-p50.png'\n"
+		"set title 'apq settings: CPU cost vs p50 latency (colour: "
+		"setting; point: scenario)'\n"
+		"set logscale xy\nset grid\nset key outside right top\n"
+		"set format x '%%g'\nset format y '%%g'\n"
+		"set xlabel 'p50 latency (us)'\n"
+		"set ylabel 'cost: consumer CPU + producer CPU in send calls "
+		"(cores)'\n", stem);
+	/* The key: a filled square per setting's colour, then a black
+	 * point per scenario's type (point types vary, which the key cannot
+	 * show of one series). */
+	for (v = 0; v < nv; v++)
+		fprintf(gp, "%s'%s' index %zu using 1:2:3 with points pt "
+			"variable ps 2 lw 2 lc %zu notitle, \\\n"
+			"     NaN with points pt 5 ps 2 lc %zu title 'apq %s', "
+			"\\\n", v ? "     " : "plot ", dat, v, v + 1, v + 1,
+			vs[v].name);
+	for (sc = 0; sc < nsc; sc++)
+		fprintf(gp, "     NaN with points pt %zu ps 2 lc rgb 'black' "
+			"title '%s'%s", sc + 4, scen[sc]->name,
+			sc + 1 < nsc ? ", \\\n" : "\n");
+	free(dat);
+	return 0;
+}
+
 int report_plots(const char *stem, struct row *rows, size_t n)
 {
 	struct peer_col series[64];
 	size_t ns = 0, k, s;
 	char *dat = NULL, *gp = NULL;
+	bool cost;
 	FILE *f = NULL;
 	int r = -ENOMEM;
 
@@ -1065,6 +1371,14 @@ int report_plots(const char *stem, struct row *rows, size_t n)
 		ZERO_WPP / 2);
 	PLOT_SERIES(5);
 #undef PLOT_SERIES
+	for (k = 0; k < n && !in_cost_plot(&rows[k]); k++)
+		;
+	cost = k < n;
+	if (cost) {
+		r = cost_plot(f, stem, rows, n);
+		if (r)
+			goto out;
+	}
 	if (fclose(f)) {
 		f = NULL;
 		r = -errno;
@@ -1073,7 +1387,7 @@ int report_plots(const char *stem, struct row *rows, size_t n)
 	f = NULL;
 	r = ns ? run_gnuplot(gp) : 0;
 	if (r == 0)
-		r = ns ? 3 : 0;
+		r = ns ? 3 + cost : 0;
 out:
 	if (f)
 		fclose(f);

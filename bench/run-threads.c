@@ -12,8 +12,12 @@
  *   consumer   receive until the end of the stream, checking every packet
  *
  * Each side measures itself (CPU, run-queue wait, futex syscalls) from the
- * common start to its end; the main thread measures the machine around the
- * run (other load, steal).
+ * common start to its end, and the producer also its CPU inside the send
+ * calls; the main thread measures the machine around the run (other load,
+ * steal).
+ *
+ * A scenario with several pairs runs that many such pairs at once, each
+ * with its own queue, none pinned, and sums their results into one.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -25,20 +29,89 @@
 
 #include "harness.h"
 
+/* One pair's threads; the pairs of a run share the barrier and t0. */
 struct thr_ctx {
 	const struct bench_impl *impl;
 	const struct scenario *sc;
 	void *q;
 	int64_t t0;		/* packet timestamps count from here */
 	int64_t duration_ns;
-	pthread_barrier_t start;
+	pthread_barrier_t *start;
 	struct run_result *res;
-	const struct placement *pl;
 	int prod_err, cons_err;
 	const char *prod_where, *cons_where;
 };
 
-/* Sleep until t without spinning (the idle scenario's producer). */
+/*
+ * The producer's CPU inside its send calls.  Reading the thread's CPU
+ * clock is a syscall (over a microsecond in a VM) that costs more than a
+ * send, and more after user code has run than back to back, so: one window
+ * per CALL_SAMPLE_NS is measured, standing for the calls since the
+ * previous one; unpaced, a window holds a block of 64 calls, so that the
+ * reads' cost is spread thin; each window starts with a bare pair of
+ * reads, whose length is taken off the window's.  In a VM one window in a
+ * few hundred also holds tens of microseconds that are neither the call's
+ * nor the reads' (the host's doing): a one-call window that long, or a
+ * bare pair, is left out, and the other windows stand for its calls.  (A
+ * send that spins that long waiting for space is left out alike.)
+ */
+#define CALL_NOISE_NS	20000
+
+struct call_meter {
+	int64_t last;		/* when the last window began */
+	uint64_t since;		/* calls since the last window kept or not */
+	uint64_t total;		/* all calls */
+	uint64_t kept;		/* the calls the windows kept stand for */
+	double sum;		/* CPU ns the kept windows stand for */
+	int64_t c0, c1;		/* the window's bare pair of reads */
+	int64_t lead;		/* how long the pair took, the last time */
+};
+
+/* Whether the calls due at time t are to be a window. */
+static bool meter_due(struct call_meter *m, int64_t t)
+{
+	if (m->last != INT64_MIN && t - m->last < CALL_SAMPLE_NS)
+		return false;
+	m->last = t;
+	return true;
+}
+
+/* Open the window: the bare pair of reads. */
+static void meter_open(struct call_meter *m)
+{
+	m->c0 = thread_cpu_ns();
+	m->c1 = thread_cpu_ns();
+}
+
+/* After n calls; measured: they were a window's. */
+static void meter_calls(struct call_meter *m, uint64_t n, bool measured)
+{
+	int64_t bare, d;
+
+	m->since += n;
+	m->total += n;
+	if (!measured)
+		return;
+	bare = m->c1 - m->c0;
+	d = thread_cpu_ns() - m->c1 - bare;
+	if (bare < CALL_NOISE_NS)
+		m->lead = 2 * bare;
+	if (bare < CALL_NOISE_NS && d < CALL_NOISE_NS * (int64_t)n) {
+		m->sum += (double)d * (double)m->since / (double)n;
+		m->kept += m->since;
+	}
+	m->since = 0;
+}
+
+static int64_t meter_total(const struct call_meter *m)
+{
+	if (m->sum <= 0 || !m->kept)
+		return 0;
+	return (int64_t)(m->sum * (double)m->total / (double)m->kept);
+}
+
+/* Sleep until t without spinning (the idle scenario's producer, and the
+ * paced ones of several pairs). */
 static void sleep_until(int64_t t)
 {
 	struct timespec ts = {
@@ -58,18 +131,29 @@ static int64_t stamp_time(const struct thr_ctx *c, int64_t t)
 }
 
 static int produce_unpaced(struct thr_ctx *c, unsigned char **bufs,
-			   struct iovec *iov, int64_t end, uint64_t *seq_out)
+			   struct iovec *iov, int64_t end,
+			   struct call_meter *m, uint64_t *seq_out)
 {
 	const struct scenario *sc = c->sc;
 	uint64_t seq = 0, calls = 0;
+	bool sample = false;
 	unsigned int i;
+	int64_t now;
 	int r = 0;
 
 	for (;; calls++) {
 		int64_t ts = 0;
 
-		if (calls % 64 == 0 && now_ns() >= end)
-			break;
+		if (calls % 64 == 0) {
+			if (calls)
+				meter_calls(m, 64, sample);
+			now = now_ns();
+			if (now >= end)
+				break;
+			sample = meter_due(m, now);
+			if (sample)
+				meter_open(m);
+		}
 		/* Numbered afresh each call from the first number not yet
 		 * sent: a burst that went only in part leaves no gap. */
 		for (i = 0; i < sc->batch; i++) {
@@ -97,9 +181,10 @@ static int produce_unpaced(struct thr_ctx *c, unsigned char **bufs,
 
 static int produce_paced(struct thr_ctx *c, unsigned char **bufs,
 			 struct iovec *iov, int64_t start, int64_t end,
-			 uint64_t *seq_out)
+			 struct call_meter *m, uint64_t *seq_out)
 {
 	const struct scenario *sc = c->sc;
+	bool sample;
 	uint64_t k;
 	int r = 0;
 
@@ -108,11 +193,25 @@ static int produce_paced(struct thr_ctx *c, unsigned char **bufs,
 
 		if (due >= end)
 			break;
-		pace_until(due);
+		/* Several pairs share the CPUs: a spinning producer would
+		 * take the time they compete for. */
+		/* A measured call starts its reads early, so that the call
+		 * itself still comes on time: a consumer that waits for it
+		 * gives up no sooner than for the others. */
+		sample = meter_due(m, due);
+		if (sample)
+			due -= m->lead;
+		if (sc->pairs > 1)
+			sleep_until(due);
+		else
+			pace_until(due);
+		if (sample)
+			meter_open(m);
 		/* Latency counts from the actual send time: a producer that
 		 * runs late does not charge its lateness to the queue. */
 		pkt_stamp(bufs[0], sc->size, k, stamp_time(c, now_ns()));
 		r = c->impl->send(c->q, iov, 1);
+		meter_calls(m, 1, sample);
 		if (r != 1) {
 			r = r < 0 ? r : -EIO;
 			break;
@@ -131,6 +230,7 @@ static void *producer_main(void *arg)
 	struct iovec iov[BATCH_MAX];
 	unsigned char *mem = malloc((size_t)sc->batch * sc->size);
 	struct side_probe probe;
+	struct call_meter meter = { .last = INT64_MIN };
 	int64_t start, end;
 	uint64_t seq = 0;
 	unsigned int i;
@@ -148,7 +248,7 @@ static void *producer_main(void *arg)
 		iov[i] = (struct iovec){ .iov_base = bufs[i],
 					 .iov_len = sc->size };
 	}
-	pthread_barrier_wait(&c->start);
+	pthread_barrier_wait(c->start);
 	side_begin(&probe);
 	start = now_ns();
 	end = start + c->duration_ns;
@@ -157,14 +257,15 @@ static void *producer_main(void *arg)
 	else if (sc->kind == SCEN_IDLE)
 		sleep_until(end);
 	else if (sc->rate > 0)
-		r = produce_paced(c, bufs, iov, start, end, &seq);
+		r = produce_paced(c, bufs, iov, start, end, &meter, &seq);
 	else
-		r = produce_unpaced(c, bufs, iov, end, &seq);
+		r = produce_unpaced(c, bufs, iov, end, &meter, &seq);
 	if (r) {
 		c->prod_err = r;
 		c->prod_where = "send";
 	}
 	c->res->sent = seq;
+	c->res->call_cpu_ns = meter_total(&meter);
 	c->impl->producer_end(c->q, &c->res->prod);
 	side_end(&probe, &c->res->pm);
 	free(mem);
@@ -190,7 +291,7 @@ static void *consumer_main(void *arg)
 		iov[i] = (struct iovec){ .iov_base = bufs[i],
 					 .iov_len = sc->size };
 	}
-	pthread_barrier_wait(&c->start);
+	pthread_barrier_wait(c->start);
 	side_begin(&probe);
 	start = now_ns();
 	for (;;) {
@@ -267,58 +368,127 @@ static void fail(struct run_result *res, int err, const char *where)
 	snprintf(res->where, sizeof(res->where), "%s", where);
 }
 
+static void side_add(struct side_measure *s, const struct side_measure *p)
+{
+	if (p->wall_ns > s->wall_ns)
+		s->wall_ns = p->wall_ns;
+	s->cpu_ns += p->cpu_ns;
+	s->runq_ns += p->runq_ns;
+	s->futex_wakes = s->futex_wakes < 0 || p->futex_wakes < 0
+			 ? -1 : s->futex_wakes + p->futex_wakes;
+	s->futex_calls = s->futex_calls < 0 || p->futex_calls < 0
+			 ? -1 : s->futex_calls + p->futex_calls;
+}
+
+static void counters_add(struct bench_counters *s,
+			 const struct bench_counters *p)
+{
+	s->packets += p->packets;
+	s->wakeups += p->wakeups;
+	s->sleeps += p->sleeps;
+	s->rescues += p->rescues;
+}
+
+/* Sum one pair's result into the run's: CPU adds up over the longest
+ * pair's wall time, so that CPU per second is the pairs' sum. */
+static void result_add(struct run_result *r, const struct run_result *p)
+{
+	size_t b;
+
+	r->sent += p->sent;
+	r->received += p->received;
+	r->bad += p->bad;
+	counters_add(&r->prod, &p->prod);
+	counters_add(&r->cons, &p->cons);
+	side_add(&r->pm, &p->pm);
+	side_add(&r->cm, &p->cm);
+	r->call_cpu_ns += p->call_cpu_ns;
+	if (p->t_ns > r->t_ns)
+		r->t_ns = p->t_ns;
+	r->lat.count += p->lat.count;
+	if (p->lat.max > r->lat.max)
+		r->lat.max = p->lat.max;
+	for (b = 0; b < HIST_BUCKETS; b++)
+		r->lat.b[b] += p->lat.b[b];
+	if (p->err)
+		fail(r, p->err, p->where);
+}
+
 void run_threads(const struct bench_impl *impl, const struct bench_variant *v,
 		 const struct scenario *sc, const struct placement *pl,
 		 int64_t duration_ns, size_t ring_bytes, struct run_result *res)
 {
-	struct thr_ctx c = {
-		.impl = impl,
-		.sc = sc,
-		.duration_ns = duration_ns,
-		.res = res,
-		.pl = pl,
-	};
+	unsigned int n = sc->pairs ? sc->pairs : 1, i, opened = 0;
+	/* One pair writes straight into res; several, each into its own. */
+	struct run_result *pr = n > 1 ? calloc(n, sizeof(*pr)) : res;
+	struct thr_ctx *c = calloc(n, sizeof(*c));
+	pthread_t *th = calloc(2 * (size_t)n, sizeof(*th));
+	int cpu_p = n > 1 ? -1 : pl->cpu[0], cpu_c = n > 1 ? -1 : pl->cpu[1];
 	struct machine_cpu m0, m1;
-	pthread_t prod, cons;
-	int64_t w0, wall;
+	pthread_barrier_t start;
+	int64_t t0, w0, wall;
 	double own;
 	int r;
 
 	memset(res, 0, sizeof(*res));
-	r = impl->open(&c.q, v, ring_bytes, sc->size);
-	if (r) {
-		fail(res, r, "open");
-		return;
-	}
-	r = -pthread_barrier_init(&c.start, NULL, 3);
-	if (r) {
-		fail(res, r, "pthread_barrier_init");
-		impl->close(c.q);
-		return;
-	}
-	c.t0 = now_ns();
-	r = thread_start(&cons, pl->cpu[1], consumer_main, &c);
-	if (r) {
-		fail(res, r, "pthread_create");
+	if (!pr || !c || !th) {
+		fail(res, -ENOMEM, "calloc");
 		goto out;
 	}
-	r = thread_start(&prod, pl->cpu[0], producer_main, &c);
-	if (r) {
-		/* The consumer waits at the barrier for good. */
-		fprintf(stderr, "apq-bench: pthread_create: %s\n", strerror(-r));
-		exit(1);
+	for (opened = 0; opened < n; opened++) {
+		c[opened] = (struct thr_ctx){
+			.impl = impl,
+			.sc = sc,
+			.duration_ns = duration_ns,
+			.start = &start,
+			.res = &pr[opened],
+		};
+		r = impl->open(&c[opened].q, v, ring_bytes, sc->size);
+		if (r) {
+			fail(res, r, "open");
+			goto out;
+		}
 	}
-	pthread_barrier_wait(&c.start);
+	r = -pthread_barrier_init(&start, NULL, 2 * n + 1);
+	if (r) {
+		fail(res, r, "pthread_barrier_init");
+		goto out;
+	}
+	t0 = now_ns();
+	for (i = 0; i < n; i++) {
+		c[i].t0 = t0;
+		r = thread_start(&th[2 * i + 1], cpu_c, consumer_main, &c[i]);
+		if (r && i == 0) {
+			fail(res, r, "pthread_create");
+			pthread_barrier_destroy(&start);
+			goto out;
+		}
+		if (!r)
+			r = thread_start(&th[2 * i], cpu_p, producer_main,
+					 &c[i]);
+		if (r) {
+			/* The threads started wait at the barrier for good. */
+			fprintf(stderr, "apq-bench: pthread_create: %s\n",
+				strerror(-r));
+			exit(1);
+		}
+	}
+	pthread_barrier_wait(&start);
 	machine_cpu_read(&m0);
 	w0 = now_ns();
-	pthread_join(prod, NULL);
-	pthread_join(cons, NULL);
+	for (i = 0; i < 2 * n; i++)
+		pthread_join(th[i], NULL);
 	wall = now_ns() - w0;
 	machine_cpu_read(&m1);
-	if (c.prod_err)
-		fail(res, c.prod_err, c.prod_where);
-	if (c.cons_err)
-		fail(res, c.cons_err, c.cons_where);
+	pthread_barrier_destroy(&start);
+	for (i = 0; i < n; i++) {
+		if (c[i].prod_err)
+			fail(&pr[i], c[i].prod_err, c[i].prod_where);
+		if (c[i].cons_err)
+			fail(&pr[i], c[i].cons_err, c[i].cons_where);
+		if (pr != res)
+			result_add(res, &pr[i]);
+	}
 	if (wall > 0) {
 		own = (double)(res->pm.cpu_ns + res->cm.cpu_ns);
 		res->steal = (double)(m1.steal_ns - m0.steal_ns) / (double)wall;
@@ -328,6 +498,10 @@ void run_threads(const struct bench_impl *impl, const struct bench_variant *v,
 			res->other_cpu = 0;
 	}
 out:
-	pthread_barrier_destroy(&c.start);
-	impl->close(c.q);
+	for (i = 0; c && i < opened; i++)
+		impl->close(c[i].q);
+	if (pr != res)
+		free(pr);
+	free(c);
+	free(th);
 }

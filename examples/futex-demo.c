@@ -613,9 +613,11 @@ static bool report(const struct options *opt, const struct producer_report *pr,
 		       cr->total.wakeups_sent, cr->total.wakeups_skipped);
 		if (cr->total.wake_call_ns)
 			printf("learned (ADAPTIVE, consumer): a futex wake "
-			       "costs the producer %" PRIu64 " ns, the "
-			       "consumer runs %" PRIu64 " ns after it; %s.\n",
-			       cr->total.wake_call_ns, cr->total.wake_late_ns,
+			       "costs the producer %" PRIu64 " ns and a block "
+			       "the consumer %" PRIu64 " ns of CPU; it runs %"
+			       PRIu64 " ns after the wake; %s.\n",
+			       cr->total.wake_call_ns, cr->total.block_cpu_ns,
+			       cr->total.wake_late_ns,
 			       cr->total.polling ? "polls for their sum"
 						 : "blocks at once");
 	}

@@ -227,8 +227,8 @@ static int sleeper_block(struct apq_sleeper *s, apq_has_work_fn has_work,
 			 int64_t *found_at)
 {
 	struct apq_mode_layout *w = s->word;
-	bool backstop, rechecked = false, spurious;
-	int64_t now, chunk;
+	bool backstop, rechecked = false, spurious, sampled;
+	int64_t now, chunk, cpu = 0;
 	uint32_t token;
 	int r, waited;
 
@@ -236,6 +236,9 @@ static int sleeper_block(struct apq_sleeper *s, apq_has_work_fn has_work,
 		now = apq_now_ns();
 		if (now >= deadline)
 			return -ETIMEDOUT;
+		sampled = !rechecked && apq_policy_sample_block(&s->policy);
+		if (sampled)
+			cpu = apq_policy_thread_cpu_ns();
 		/* A1: acquire, so the snapshot is taken before the SLEEPING
 		 * store in sleeper_announce(); pairs with the waker's bump,
 		 * which follows its read of SLEEPING.  A bump we miss here
@@ -270,8 +273,13 @@ static int sleeper_block(struct apq_sleeper *s, apq_has_work_fn has_work,
 			apq_count(&s->spurious_wakeups, 1);
 		}
 		apq_store_once(&w->mode, mode_make(s->episode, 0));
-		if (r > 0 && waited == 0)
+		if (r > 0 && waited == 0) {
 			sleeper_learn_wake(s, crowded, found_at);
+			if (sampled)
+				apq_policy_blocked(&s->policy,
+						   apq_policy_thread_cpu_ns() -
+						   cpu);
+		}
 		if (r)
 			return r;
 		if (waited == -EPIPE)

@@ -4,34 +4,42 @@
  * rental problem, learned online (doc/adaptive.md):
  *
  *   A wait for work either polls (costs its length, in CPU) or blocks
- *   (costs B: the waker's notify call, plus the time from that call until
- *   this side runs again, which is latency and, on a crowded CPU, the
- *   waker's CPU too).  Not knowing the gap, polling for B and then blocking
- *   never costs more than twice the better choice made knowing it (Karlin,
- *   Li, Manasse and Owicki, SOSP '91).  Knowing the recent gaps does better:
- *   poll only while the gaps that end within B are common enough that
- *   polling saves more on them than it wastes on the others, and then for
- *   B.  The saving is judged with hysteresis, so bursty traffic does not
- *   flip the choice on every gap.
+ *   (costs B, in CPU too: the waker's notify call, and this side's own
+ *   syscall and context switches to block and resume).  Not knowing the
+ *   gap, polling for B and then blocking never costs more than twice the
+ *   better choice made knowing it (Karlin, Li, Manasse and Owicki, SOSP
+ *   '91).  Knowing the recent gaps does better: poll only while the gaps
+ *   short enough to pay (shorter than B less the wake-up latency, since a
+ *   late wake-up batches packets for free) are common enough that polling
+ *   saves more on them than it wastes on the others, and then for B.  The
+ *   saving is judged with hysteresis, so bursty traffic does not flip the
+ *   choice on every gap.
  *
  *   B is measured, not assumed: each waker times its notify call and
  *   publishes the smoothed figure beside the wake sequence, with the time it
- *   woke; the sleeper reads both once when a wake ends its block.  The
- *   figures come from whatever the backend does (futex, eventfd, Xen
- *   hypercall), so each backend's own cost is what is learned.
+ *   woke; the sleeper reads both once when a wake ends its block, and
+ *   measures its own CPU on a sample of blocks.  The figures come from
+ *   whatever the backend does (futex, eventfd, Xen hypercall), so each
+ *   backend's own cost is what is learned.  The wake-up latency is not
+ *   CPU, but it batches packets (above) and tells a crowded CPU (below).
  *
  *   A sleeper whose polls lose their CPU, or whose wakes come late, shares
  *   its CPU with more runnable threads than there are CPUs: polling then
  *   takes time from the very thread it waits for, so it stops for a while.
  */
 #include <errno.h>
+#include <time.h>
 
 #include "atomic.h"
 #include "policy.h"
 
-/* Until measured: a futex wake and a wake-up on a quiet machine. */
+/* Until measured: a futex wake, a futex wait and its context switches, and
+ * a wake-up, on a quiet machine. */
 #define PRIOR_WAKE_CALL_NS	5000
+#define PRIOR_BLOCK_CPU_NS	3000
 #define PRIOR_WAKE_LATE_NS	10000
+/* One block in this many has its CPU measured. */
+#define BLOCK_SAMPLE		16
 /* B's bounds: below, polling would not cover a syscall; above, the peer's
  * figures are not believed (they are advice from shared memory). */
 #define BLOCK_MIN_NS		1000
@@ -87,9 +95,10 @@ void apq_policy_init(struct apq_policy_state *p, const struct apq_config *cfg)
 		.fixed_ns = kind == APQ_POLICY_SPIN ? cfg->spin_ns :
 			    kind == APQ_POLICY_BUSY_POLL ? UINT64_MAX : 0,
 		.wake_call_ns = PRIOR_WAKE_CALL_NS,
+		.block_cpu_ns = PRIOR_BLOCK_CPU_NS,
 		.wake_late_ns = PRIOR_WAKE_LATE_NS,
 		/* Start as a sleeper that polls: the first gaps decide. */
-		.hit_gap_ns = (PRIOR_WAKE_CALL_NS + PRIOR_WAKE_LATE_NS) / 4,
+		.hit_gap_ns = (PRIOR_WAKE_CALL_NS + PRIOR_BLOCK_CPU_NS) / 4,
 		.hit_rate = RATE_ONE * 5 / 8,
 	};
 }
@@ -97,7 +106,7 @@ void apq_policy_init(struct apq_policy_state *p, const struct apq_config *cfg)
 /* B: what blocking costs, as learned. */
 static int64_t block_cost(const struct apq_policy_state *p)
 {
-	return clamp(p->wake_call_ns + p->wake_late_ns, BLOCK_MIN_NS,
+	return clamp(p->wake_call_ns + p->block_cpu_ns, BLOCK_MIN_NS,
 		     BLOCK_MAX_NS);
 }
 
@@ -137,11 +146,17 @@ void apq_policy_waited(struct apq_policy_state *p, int64_t gap_ns, bool found,
 	if (!p->adaptive)
 		return;
 	b = block_cost(p);
+	/* Had it blocked, the packets of the wake-up's delay would have
+	 * waited for one block between them: per packet, blocking costs
+	 * B * gap / (gap + wake-up) and polling the gap, so a poll pays off
+	 * only on a gap shorter than B less the wake-up. */
+	if (gap_ns < 0)
+		gap_ns = 0;
+	gap_ns += p->wake_late_ns;
 	hit = found && gap_ns <= b;
 	p->hit_rate += ((hit ? RATE_ONE : 0) - p->hit_rate) >> RATE_SHIFT;
 	if (hit)
-		p->hit_gap_ns = ewma(p->hit_gap_ns, gap_ns < 0 ? 0 : gap_ns,
-				     RATE_SHIFT);
+		p->hit_gap_ns = ewma(p->hit_gap_ns, gap_ns, RATE_SHIFT);
 	p->crowd_rate += ((crowded ? RATE_ONE : 0) - p->crowd_rate) >>
 			 RATE_SHIFT;
 	if (p->crowd_rate > CROWD_LIMIT && now >= p->quiet_until) {
@@ -177,6 +192,28 @@ bool apq_policy_woken(struct apq_policy_state *p, uint32_t wake_call_ns,
 	return crowded;
 }
 
+bool apq_policy_sample_block(struct apq_policy_state *p)
+{
+	return p->adaptive && p->blocks++ % BLOCK_SAMPLE == 0;
+}
+
+int64_t apq_policy_thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts))
+		return 0;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void apq_policy_blocked(struct apq_policy_state *p, int64_t cpu_ns)
+{
+	apq_store_once(&p->block_cpu_ns,
+		       ewma(p->block_cpu_ns, clamp(cpu_ns, 0, BLOCK_MAX_NS),
+			    COST_SHIFT));
+	apq_store_once(&p->woken, true);
+}
+
 uint32_t apq_policy_wake_call_ewma(uint32_t published, int64_t call_ns)
 {
 	int64_t prev = published ? published : call_ns;
@@ -194,5 +231,6 @@ void apq_policy_add_stats(const struct apq_policy_state *p,
 	if (!apq_load_once(&p->woken))
 		return;
 	out->wake_call_ns += (uint64_t)apq_load_once(&p->wake_call_ns);
+	out->block_cpu_ns += (uint64_t)apq_load_once(&p->block_cpu_ns);
 	out->wake_late_ns += (uint64_t)apq_load_once(&p->wake_late_ns);
 }

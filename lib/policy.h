@@ -6,10 +6,11 @@
  *
  * ADAPTIVE learns, per sleeper and online, what blocking costs on its
  * backend and how long its waits last, and polls only while polling is the
- * cheaper bet (doc/adaptive.md).  The sleeper reports three things:
+ * cheaper bet (doc/adaptive.md).  The sleeper reports four things:
  *   - each wait's gap, from running dry to finding work (or giving up);
  *   - each wake that ended a block: what the waker's call cost, and how
  *     late the sleeper ran after it (the waker's stamps in the mode word);
+ *   - on a sample of blocks, the CPU it spent blocking and resuming;
  *   - whether a poll was preempted (its CPU is oversubscribed).
  */
 #ifndef APQ_LIB_POLICY_H
@@ -29,8 +30,10 @@ struct apq_policy_state {
 	/* ADAPTIVE's estimates, in ns; rates in 1/1024. */
 	/* Written by the sleeper's thread only, read atomically by stats. */
 	int64_t wake_call_ns;	/* the waker's notify call */
+	int64_t block_cpu_ns;	/* this side's own CPU to block and resume */
 	int64_t wake_late_ns;	/* from the notify to this side running */
-	bool woken;		/* both measured at least once */
+	bool woken;		/* measured at least once */
+	uint32_t blocks;	/* counts blocks, to sample some */
 	int64_t hit_gap_ns;	/* gaps shorter than a block's cost */
 	int32_t hit_rate;	/* share of such gaps */
 	int32_t crowd_rate;	/* share of waits that saw the CPU crowded */
@@ -62,6 +65,14 @@ void apq_policy_waited(struct apq_policy_state *p, int64_t gap_ns, bool found,
  */
 bool apq_policy_woken(struct apq_policy_state *p, uint32_t wake_call_ns,
 		      uint64_t woken_at_ns, int64_t now);
+
+/* Whether to measure this block's CPU (a sample: reading a thread's CPU
+ * clock is a syscall). */
+bool apq_policy_sample_block(struct apq_policy_state *p);
+/* The thread's CPU time, for the sample. */
+int64_t apq_policy_thread_cpu_ns(void);
+/* A sampled block cost this side cpu_ns, from announcing to resuming. */
+void apq_policy_blocked(struct apq_policy_state *p, int64_t cpu_ns);
 
 /* For apq_stats, from any thread. */
 void apq_policy_add_stats(const struct apq_policy_state *p,

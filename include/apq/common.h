@@ -70,15 +70,18 @@ struct apq_stats {
 					 * wake had been sent: a lost wakeup
 					 * caught.  Stays 0. */
 	/* What this side's ADAPTIVE sleeper has learned (0 under the other
-	 * policies, and before its first wake): the peer's notify call and
-	 * the time from it to this side running, smoothed, in ns.  Polling
-	 * for their sum is what a block costs (doc/adaptive.md).  Since 0.2. */
+	 * policies, and before its first block), smoothed, in ns: the CPU a
+	 * block costs, which is the peer's notify call and this side's own
+	 * CPU to block and resume (polling for their sum is the rule,
+	 * doc/adaptive.md), and the time from the notify to this side
+	 * running.  Since 0.2. */
 	uint64_t wake_call_ns;
+	uint64_t block_cpu_ns;
 	uint64_t wake_late_ns;
 	uint64_t polling;		/* 1: ADAPTIVE polls before it blocks;
 					 * 0: it blocks at once (or another
 					 * policy) */
-	uint64_t reserved[6];		/* zero */
+	uint64_t reserved[5];		/* zero */
 };
 
 #ifdef __cplusplus

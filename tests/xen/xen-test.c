@@ -1172,8 +1172,9 @@ static void print_stats(const char *scn, const char *tag, const struct apq_stats
 	/* What ADAPTIVE learned a block costs on Xen (doc/adaptive.md). */
 	if (st->wake_call_ns || st->wake_late_ns)
 		printf("xen-test: %s %-18s learned: notify call %" PRIu64
-		       " ns, wake-up %" PRIu64 " ns, polling %" PRIu64 "\n",
-		       scn, tag, st->wake_call_ns, st->wake_late_ns,
+		       " ns, block CPU %" PRIu64 " ns, wake-up %" PRIu64
+		       " ns, polling %" PRIu64 "\n", scn, tag,
+		       st->wake_call_ns, st->block_cpu_ns, st->wake_late_ns,
 		       st->polling);
 }
 
