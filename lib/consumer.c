@@ -14,15 +14,13 @@
 #include <apq/ring.h>
 
 #include "atomic.h"
-#include "liveness.h"
-#include "mode.h"
-#include "notifier.h"
-#include "region.h"
+#include "endpoint.h"
 #include "util.h"
 
+/* The endpoint's waker wakes the producer (space word), its sleeper waits
+ * for data (data word). */
 struct apq_consumer {
-	unsigned char *ring;
-	uint32_t size;
+	struct apq_endpoint ep;
 	uint32_t cons;		/* the next record to look at; private */
 	uint32_t released;	/* what we last stored to region->cons */
 	uint32_t prod_cache;	/* the producer's index, last read and checked */
@@ -30,20 +28,11 @@ struct apq_consumer {
 	uint64_t stuck_episode;	/* consumer_stuck(): the producer's sleep */
 	int64_t stuck_since;	/* seen first then */
 	bool stuck;		/* -EDEADLK said; holds until apq_release() */
-	int err;		/* sticky: -EPROTO, or a notifier's error */
-	struct apq_region *region;
-	struct apq_waker waker;		/* wakes the producer (space word) */
-	struct apq_sleeper sleeper;	/* waits for data (data word) */
-	struct apq_peer_watch watch;	/* the producer's process */
-	uint64_t packets;
-	uint64_t bytes;
 };
 
 static int consumer_fail(struct apq_consumer *c, int err)
 {
-	if (err == -EPROTO)
-		c->err = err;
-	return err == APQ_PEER_DIED ? -EPIPE : err;
+	return apq_endpoint_fail(&c->ep, err);
 }
 
 /* Re-read the producer's index.  @return 0; -EPROTO. */
@@ -51,9 +40,9 @@ static int consumer_refresh(struct apq_consumer *c)
 {
 	/* Single fetch.  A2: acquire, pairs with R1 in producer_publish().
 	 * Valid only if it moved forward and stays within a ring of us. */
-	uint32_t prod = apq_load_acquire(&c->region->prod);
+	uint32_t prod = apq_load_acquire(&c->ep.region->prod);
 
-	if ((uint32_t)(prod - c->cons) > c->size ||
+	if ((uint32_t)(prod - c->cons) > c->ep.size ||
 	    (uint32_t)(prod - c->prod_cache) > (uint32_t)(prod - c->cons) ||
 	    prod % REC_HEADER != 0)
 		return consumer_fail(c, -EPROTO);
@@ -84,20 +73,20 @@ static inline ssize_t consumer_next(struct apq_consumer *c,
 			if (avail == 0)
 				return -EAGAIN;
 		}
-		pos = c->cons & (c->size - 1);
-		to_end = c->size - pos;
+		pos = c->cons & (c->ep.size - 1);
+		to_end = c->ep.size - pos;
 		/* Single fetch of the header the producer wrote; everything
 		 * below uses the copy. */
-		header = apq_load_once((uint64_t *)(c->ring + pos));
+		header = apq_load_once((uint64_t *)(c->ep.ring + pos));
 		len = (uint32_t)header;
 		tag = (uint32_t)(header >> 32);
-		if (apq_unlikely(len > c->size - REC_HEADER))
+		if (apq_unlikely(len > c->ep.size - REC_HEADER))
 			return consumer_fail(c, -EPROTO);
 		size = rec_size(len);
 		if (apq_unlikely(size > to_end || size > avail))
 			return consumer_fail(c, -EPROTO);
 		if (apq_likely(tag == REC_TAG_PACKET)) {
-			*payload = c->ring + pos + REC_HEADER;
+			*payload = c->ep.ring + pos + REC_HEADER;
 			*rec = size;
 			return len;
 		}
@@ -110,24 +99,15 @@ static inline ssize_t consumer_next(struct apq_consumer *c,
 	}
 }
 
-/*
- * Give the space up to the cursor back and run the wakeup check.  @return 0,
- * or the check's failure, which also sticks (see producer_publish()).
- */
+/* Give the space up to the cursor back and run the wakeup check (its
+ * failure sticks: apq_endpoint_wake_check()). */
 static int consumer_publish(struct apq_consumer *c)
 {
-	int r;
-
 	/* R2: release, pairs with A3 in producer_refresh(): our reads of the
 	 * space we give back are done before the producer writes it. */
-	apq_store_release(&c->region->cons, c->cons);
+	apq_store_release(&c->ep.region->cons, c->cons);
 	c->released = c->cons;
-	r = apq_waker_check(&c->waker);
-	/* -EPIPE: the producer left; nobody waits for space. */
-	if (r >= 0 || r == -EPIPE)
-		return 0;
-	c->err = r;
-	return r;
+	return apq_endpoint_wake_check(&c->ep);
 }
 
 /*
@@ -146,14 +126,14 @@ static int consumer_publish(struct apq_consumer *c)
 static int consumer_stuck(struct apq_consumer *c)
 {
 	/* Single fetch of the producer's word, validated before use. */
-	uint64_t m = apq_load_once(&c->waker.word->mode), ep;
+	uint64_t m = apq_load_once(&c->ep.waker.word->mode), ep;
 	int64_t now;
 
 	if (!mode_valid(m))
 		return consumer_fail(c, -EPROTO);
 	ep = mode_episode(m);
 	if (!(m & MODE_SLEEPING) || m & MODE_CLOSED ||
-	    ep == c->waker.last_woken)
+	    ep == c->ep.waker.last_woken)
 		return 0;
 	if (c->stuck)
 		return -EDEADLK;
@@ -178,11 +158,7 @@ static int consumer_has_data(void *arg)
 		return r;
 	if (c->prod_cache != c->cons)
 		return 1;
-	r = mode_peer_state(c->waker.word);
-	if (r == 0)
-		r = apq_notifier_peer(c->sleeper.notifier);
-	if (r == 0)
-		r = apq_peer_watch_check(&c->watch);
+	r = apq_endpoint_peer_state(&c->ep);
 	if (r == 0)
 		return c->peeked ? consumer_stuck(c) : 0;
 	if (r != -EPIPE && r != APQ_PEER_DIED)
@@ -215,7 +191,7 @@ static ssize_t consumer_wait(struct apq_consumer *c,
 			if (r)
 				return r;
 		}
-		r = apq_sleeper_wait_until(&c->sleeper, consumer_has_data, c,
+		r = apq_sleeper_wait_until(&c->ep.sleeper, consumer_has_data, c,
 					   deadline);
 		if (r < 0)
 			return consumer_fail(c, r);
@@ -241,16 +217,15 @@ static int consumer_begin(const struct apq_consumer *c, const void *buf,
 {
 	if (!c || (!buf && cap))
 		return -EINVAL;
-	if (c->err)
-		return c->err;
+	if (c->ep.err)
+		return c->ep.err;
 	return c->peeked ? -EBUSY : 0;
 }
 
 static void consumer_take(struct apq_consumer *c, uint32_t rec, ssize_t len)
 {
 	c->cons += rec;
-	apq_count(&c->packets, 1);
-	apq_count(&c->bytes, (uint64_t)len);
+	apq_endpoint_count(&c->ep, (size_t)len);
 }
 
 APQ_EXPORT ssize_t apq_recv(struct apq_consumer *c, void *buf, size_t cap,
@@ -328,7 +303,7 @@ APQ_EXPORT int apq_consumer_arm(struct apq_consumer *c)
 		if (r)
 			return r;
 	}
-	r = apq_sleeper_arm_internal(&c->sleeper, consumer_has_data, c);
+	r = apq_sleeper_arm_internal(&c->ep.sleeper, consumer_has_data, c);
 	return r < 0 ? consumer_fail(c, r) : r;
 }
 
@@ -341,8 +316,8 @@ APQ_EXPORT ssize_t apq_peek(struct apq_consumer *c, const void **pkt,
 
 	if (!c || !pkt)
 		return -EINVAL;
-	if (c->err)
-		return c->err;
+	if (c->ep.err)
+		return c->ep.err;
 	len = consumer_get(c, &payload, &rec, timeout_ns);
 	if (len < 0)
 		return len;
@@ -356,8 +331,8 @@ APQ_EXPORT int apq_release(struct apq_consumer *c)
 {
 	if (!c)
 		return -EINVAL;
-	if (c->err)
-		return c->err;
+	if (c->ep.err)
+		return c->ep.err;
 	c->peeked = 0;
 	c->stuck = false;
 	return c->cons != c->released ? consumer_publish(c) : 0;
@@ -378,18 +353,13 @@ APQ_EXPORT int apq_consumer_attach(struct apq_consumer **out, void *mem,
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	r = apq_sleeper_init(&c->sleeper, &region->data_word, APQ_CHANNEL_DATA,
-			     n, cfg);
+	r = apq_endpoint_init(&c->ep, region, state.ring_bytes,
+			      &region->data_word, APQ_CHANNEL_DATA,
+			      &region->space_word, APQ_CHANNEL_SPACE, n, cfg);
 	if (r) {
 		free(c);
 		return r;
 	}
-	apq_waker_init(&c->waker, &region->space_word, APQ_CHANNEL_SPACE, n,
-		       cfg);
-	apq_peer_watch_init(&c->watch, mode_layout(&region->space_word));
-	c->region = region;
-	c->ring = region->ring;
-	c->size = state.ring_bytes;
 	c->cons = state.cons;
 	c->released = state.cons;
 	c->prod_cache = state.prod;
@@ -404,12 +374,8 @@ APQ_EXPORT void apq_consumer_detach(struct apq_consumer *c)
 	/* Peeked packets count as received: a later consumer must not see
 	 * them again. */
 	if (c->cons != c->released)
-		apq_store_release(&c->region->cons, c->cons);	/* R2 */
-	apq_sleeper_mark_closed(&c->sleeper);
-	/* Wake a producer waiting for space so that it sees the close (B2
-	 * inside). */
-	(void)apq_waker_check(&c->waker);
-	apq_peer_watch_fini(&c->watch);
+		apq_store_release(&c->ep.region->cons, c->cons);	/* R2 */
+	apq_endpoint_fini(&c->ep);
 	free(c);
 }
 
@@ -418,11 +384,6 @@ APQ_EXPORT int apq_consumer_stats(const struct apq_consumer *c,
 {
 	if (!c || !out)
 		return -EINVAL;
-	*out = (struct apq_stats){
-		.packets = apq_counter(&c->packets),
-		.bytes = apq_counter(&c->bytes),
-	};
-	apq_sleeper_add_stats(&c->sleeper, out);
-	apq_waker_add_stats(&c->waker, out);
+	apq_endpoint_stats(&c->ep, out);
 	return 0;
 }

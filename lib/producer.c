@@ -15,34 +15,23 @@
 #include <apq/ring.h>
 
 #include "atomic.h"
-#include "liveness.h"
-#include "mode.h"
-#include "notifier.h"
-#include "region.h"
+#include "endpoint.h"
 #include "util.h"
 
+/* The endpoint's waker wakes the consumer (data word), its sleeper waits
+ * for space (space word). */
 struct apq_producer {
-	unsigned char *ring;
-	uint32_t size;
+	struct apq_endpoint ep;
 	uint32_t prod;		/* where the next record goes; private */
 	uint32_t published;	/* what we last stored to region->prod */
 	uint32_t cons_cache;	/* the consumer's index, last read and checked */
-	int err;		/* sticky: -EPROTO, or a notifier's error */
 	bool reserved;
 	uint32_t reserved_len;
-	struct apq_region *region;
-	struct apq_waker waker;		/* wakes the consumer (data word) */
-	struct apq_sleeper sleeper;	/* waits for space (space word) */
-	struct apq_peer_watch watch;	/* the consumer's process */
-	uint64_t packets;
-	uint64_t bytes;
 };
 
 static int producer_fail(struct apq_producer *p, int err)
 {
-	if (err == -EPROTO)
-		p->err = err;
-	return err == APQ_PEER_DIED ? -EPIPE : err;
+	return apq_endpoint_fail(&p->ep, err);
 }
 
 /* Re-read the consumer's index.  @return 0; -EPROTO. */
@@ -50,7 +39,7 @@ static int producer_refresh(struct apq_producer *p)
 {
 	/* Single fetch.  A3: acquire, pairs with R2 in consumer_publish().
 	 * Valid only if it moved forward, and no further than we published. */
-	uint32_t cons = apq_load_acquire(&p->region->cons);
+	uint32_t cons = apq_load_acquire(&p->ep.region->cons);
 
 	if ((uint32_t)(cons - p->cons_cache) >
 		    (uint32_t)(p->published - p->cons_cache) ||
@@ -64,21 +53,21 @@ static int producer_refresh(struct apq_producer *p)
  * the rest of the ring when the record does not fit before its end. */
 static uint32_t producer_step(const struct apq_producer *p, uint32_t rec)
 {
-	uint32_t to_end = p->size - (p->prod & (p->size - 1));
+	uint32_t to_end = p->ep.size - (p->prod & (p->ep.size - 1));
 
 	return rec <= to_end ? rec : to_end;
 }
 
 static uint32_t producer_free(const struct apq_producer *p)
 {
-	return p->size - (p->prod - p->cons_cache);
+	return p->ep.size - (p->prod - p->cons_cache);
 }
 
 /* The fast path: the record fits before the ring's end, in the space our
  * cached copy of the consumer's index already shows. */
 static inline bool producer_fits(const struct apq_producer *p, uint32_t rec)
 {
-	return rec <= p->size - (p->prod & (p->size - 1)) &&
+	return rec <= p->ep.size - (p->prod & (p->ep.size - 1)) &&
 	       rec <= producer_free(p);
 }
 
@@ -90,7 +79,7 @@ static inline bool producer_fits(const struct apq_producer *p, uint32_t rec)
 static int producer_room(struct apq_producer *p, uint32_t rec)
 {
 	for (;;) {
-		uint32_t pos = p->prod & (p->size - 1);
+		uint32_t pos = p->prod & (p->ep.size - 1);
 		uint32_t step = producer_step(p, rec);
 		int r;
 
@@ -103,31 +92,21 @@ static int producer_room(struct apq_producer *p, uint32_t rec)
 		}
 		if (step == rec)
 			return 0;
-		apq_store_once((uint64_t *)(p->ring + pos),
+		apq_store_once((uint64_t *)(p->ep.ring + pos),
 			       rec_header(step - REC_HEADER, REC_TAG_PAD));
 		p->prod += step;
 	}
 }
 
-/*
- * Publish what was written and run the wakeup check.  @return 0, or the
- * check's failure, which also sticks: the packets are out, but the endpoint
- * can no longer be sure to wake its peer.
- */
+/* Publish what was written and run the wakeup check (its failure
+ * sticks: apq_endpoint_wake_check()). */
 static int producer_publish(struct apq_producer *p)
 {
-	int r;
-
 	/* R1: release, pairs with A2 in consumer_refresh(): a consumer that
 	 * reads the new index also reads the records before it. */
-	apq_store_release(&p->region->prod, p->prod);
+	apq_store_release(&p->ep.region->prod, p->prod);
 	p->published = p->prod;
-	r = apq_waker_check(&p->waker);
-	/* -EPIPE: nobody is left to wake; the next call reports it. */
-	if (r >= 0 || r == -EPIPE)
-		return 0;
-	p->err = r;
-	return r;
+	return apq_endpoint_wake_check(&p->ep);
 }
 
 struct room_query {
@@ -144,10 +123,7 @@ static int producer_has_room(void *arg)
 		return r;
 	if (producer_free(q->p) >= producer_step(q->p, q->rec))
 		return 1;
-	r = mode_peer_state(q->p->waker.word);
-	if (r == 0)
-		r = apq_notifier_peer(q->p->sleeper.notifier);
-	return r ? r : apq_peer_watch_check(&q->p->watch);
+	return apq_endpoint_peer_state(&q->p->ep);
 }
 
 static int producer_wait_room(struct apq_producer *p, uint32_t rec,
@@ -172,7 +148,7 @@ static int producer_wait_room(struct apq_producer *p, uint32_t rec,
 			deadline = apq_deadline(timeout_ns);
 			deadline_set = true;
 		}
-		r = apq_sleeper_wait_until(&p->sleeper, producer_has_room, &q,
+		r = apq_sleeper_wait_until(&p->ep.sleeper, producer_has_room, &q,
 					   deadline);
 		if (r < 0)
 			return producer_fail(p, r);
@@ -184,25 +160,24 @@ static int producer_begin(struct apq_producer *p, const void *pkt, size_t len)
 {
 	if (!p || (!pkt && len))
 		return -EINVAL;
-	if (p->err)
-		return p->err;
+	if (p->ep.err)
+		return p->ep.err;
 	if (p->reserved)
 		return -EBUSY;
-	if (len > p->size - REC_HEADER)
+	if (len > p->ep.size - REC_HEADER)
 		return -EMSGSIZE;
-	return producer_fail(p, mode_peer_state(p->waker.word));
+	return producer_fail(p, mode_peer_state(p->ep.waker.word));
 }
 
 static void producer_put(struct apq_producer *p, const void *pkt, size_t len)
 {
-	uint32_t pos = p->prod & (p->size - 1);
+	uint32_t pos = p->prod & (p->ep.size - 1);
 
-	apq_copy(p->ring + pos + REC_HEADER, pkt, len);
-	apq_store_once((uint64_t *)(p->ring + pos),
+	apq_copy(p->ep.ring + pos + REC_HEADER, pkt, len);
+	apq_store_once((uint64_t *)(p->ep.ring + pos),
 		       rec_header((uint32_t)len, REC_TAG_PACKET));
 	p->prod += rec_size((uint32_t)len);
-	apq_count(&p->packets, 1);
-	apq_count(&p->bytes, len);
+	apq_endpoint_count(&p->ep, len);
 }
 
 APQ_EXPORT int apq_send(struct apq_producer *p, const void *pkt, size_t len,
@@ -245,7 +220,7 @@ APQ_EXPORT int apq_send_burst(struct apq_producer *p, const struct iovec *pkts,
 		size_t len = pkts[i].iov_len;
 		uint32_t rec;
 
-		if (len > p->size - REC_HEADER || (!pkts[i].iov_base && len))
+		if (len > p->ep.size - REC_HEADER || (!pkts[i].iov_base && len))
 			break;
 		rec = rec_size((uint32_t)len);
 		if (!producer_fits(p, rec) && producer_room(p, rec))
@@ -264,7 +239,7 @@ APQ_EXPORT int apq_producer_arm(struct apq_producer *p, size_t len)
 
 	if (r)
 		return r;
-	if (len > p->size - REC_HEADER)
+	if (len > p->ep.size - REC_HEADER)
 		return -EMSGSIZE;
 	q.rec = rec_size((uint32_t)len);
 	r = producer_room(p, q.rec);
@@ -276,7 +251,7 @@ APQ_EXPORT int apq_producer_arm(struct apq_producer *p, size_t len)
 		if (r)
 			return r;
 	}
-	r = apq_sleeper_arm_internal(&p->sleeper, producer_has_room, &q);
+	r = apq_sleeper_arm_internal(&p->ep.sleeper, producer_has_room, &q);
 	return r < 0 ? producer_fail(p, r) : r;
 }
 
@@ -290,12 +265,12 @@ APQ_EXPORT int apq_reserve(struct apq_producer *p, size_t len, void **buf,
 	r = producer_begin(p, NULL, 0);
 	if (r)
 		return r;
-	if (len > p->size - REC_HEADER)
+	if (len > p->ep.size - REC_HEADER)
 		return -EMSGSIZE;
 	r = producer_wait_room(p, rec_size((uint32_t)len), timeout_ns);
 	if (r)
 		return r;
-	*buf = p->ring + (p->prod & (p->size - 1)) + REC_HEADER;
+	*buf = p->ep.ring + (p->prod & (p->ep.size - 1)) + REC_HEADER;
 	p->reserved = true;
 	p->reserved_len = (uint32_t)len;
 	return 0;
@@ -307,13 +282,12 @@ APQ_EXPORT int apq_commit(struct apq_producer *p, size_t len)
 
 	if (!p || !p->reserved || len > p->reserved_len)
 		return -EINVAL;
-	pos = p->prod & (p->size - 1);
-	apq_store_once((uint64_t *)(p->ring + pos),
+	pos = p->prod & (p->ep.size - 1);
+	apq_store_once((uint64_t *)(p->ep.ring + pos),
 		       rec_header((uint32_t)len, REC_TAG_PACKET));
 	p->prod += rec_size((uint32_t)len);
 	p->reserved = false;
-	apq_count(&p->packets, 1);
-	apq_count(&p->bytes, len);
+	apq_endpoint_count(&p->ep, len);
 	return producer_publish(p);
 }
 
@@ -332,17 +306,13 @@ APQ_EXPORT int apq_producer_attach(struct apq_producer **out, void *mem,
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	r = apq_sleeper_init(&p->sleeper, &region->space_word,
-			     APQ_CHANNEL_SPACE, n, cfg);
+	r = apq_endpoint_init(&p->ep, region, state.ring_bytes,
+			      &region->space_word, APQ_CHANNEL_SPACE,
+			      &region->data_word, APQ_CHANNEL_DATA, n, cfg);
 	if (r) {
 		free(p);
 		return r;
 	}
-	apq_waker_init(&p->waker, &region->data_word, APQ_CHANNEL_DATA, n, cfg);
-	apq_peer_watch_init(&p->watch, mode_layout(&region->data_word));
-	p->region = region;
-	p->ring = region->ring;
-	p->size = state.ring_bytes;
 	p->prod = state.prod;
 	p->published = state.prod;
 	p->cons_cache = state.cons;
@@ -354,10 +324,7 @@ APQ_EXPORT void apq_producer_detach(struct apq_producer *p)
 {
 	if (!p)
 		return;
-	apq_sleeper_mark_closed(&p->sleeper);
-	/* Wake a sleeping consumer so that it sees the close (B2 inside). */
-	(void)apq_waker_check(&p->waker);
-	apq_peer_watch_fini(&p->watch);
+	apq_endpoint_fini(&p->ep);
 	free(p);
 }
 
@@ -366,11 +333,6 @@ APQ_EXPORT int apq_producer_stats(const struct apq_producer *p,
 {
 	if (!p || !out)
 		return -EINVAL;
-	*out = (struct apq_stats){
-		.packets = apq_counter(&p->packets),
-		.bytes = apq_counter(&p->bytes),
-	};
-	apq_sleeper_add_stats(&p->sleeper, out);
-	apq_waker_add_stats(&p->waker, out);
+	apq_endpoint_stats(&p->ep, out);
 	return 0;
 }

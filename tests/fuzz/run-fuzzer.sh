@@ -21,10 +21,11 @@ work=$(cd "$work" && pwd)
 command -v clang >/dev/null 2>&1 || { echo "run-fuzzer: skipped: no clang"; exit 77; }
 
 cd "$src"
+tests/version-h.sh "$src" "$work/gen"
 # shellcheck disable=SC2046 # the source list and flags split on purpose
 if ! clang -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -D_GNU_SOURCE -std=c11 \
-	-Iinclude -Ilib $(ls lib/*.c | grep -v '/xen-') \
+	-Iinclude -I"$work/gen" -Ilib $(ls lib/*.c | grep -v '/xen-') \
 	tests/fuzz/fuzz-region.c $(pkg-config --cflags --libs liburcu) \
 	-o "$work/fuzz-region" 2>"$work/build.log"; then
 	if grep -q 'fuzzer' "$work/build.log"; then

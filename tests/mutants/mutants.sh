@@ -66,7 +66,8 @@ build() {
 	control) ;;
 	esac
 	# shellcheck disable=SC2046 # the flags split on purpose
-	(cd "$dir" && "$cc" -std=c11 -O2 -D_GNU_SOURCE -pthread -Iinclude -Ilib \
+	"$src/tests/version-h.sh" "$src" "$dir/gen"
+	(cd "$dir" && "$cc" -std=c11 -O2 -D_GNU_SOURCE -pthread -Iinclude -Igen -Ilib \
 		$(ls lib/*.c | grep -v '/xen-') tests/test-stress.c \
 		$(pkg-config --cflags --libs check liburcu) -o stress) \
 		>"$dir/build.log" 2>&1 ||
