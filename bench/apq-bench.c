@@ -48,7 +48,8 @@ static const struct scenario scenarios[] = {
 	{ "single-1500", "throughput", SCEN_STREAM, 1, 1500, 1, 0, 0, 0, false, 0, 0 },
 	{ "burst32-8", "throughput", SCEN_STREAM, 1, 8, 32, 0, 0, 0, false, 0, 0 },
 	{ "burst32-64", "throughput", SCEN_STREAM, 1, 64, 32, 0, 0, 0, false, 0, 0 },
-	{ "burst32-1500", "throughput", SCEN_STREAM, 1, 1500, 32, 0, 0, 0, false, 0, 0 },
+	{ "burst32-1500", "throughput", SCEN_STREAM, 1, 1500, 32, 0, 0, 0, false,
+	  0, 0 },
 	/* Offered load, 64-byte packets; single-64 is its unpaced end. */
 	{ "load-1k", "load", SCEN_STREAM, 1, 64, 1, 1e3, 0, 0, false, 0, 0 },
 	{ "load-10k", "load", SCEN_STREAM, 1, 64, 1, 1e4, 0, 0, false, 0, 0 },
@@ -68,7 +69,8 @@ static const struct scenario scenarios[] = {
 	/* Two processes. */
 	{ "x-stream-8", "xproc", SCEN_STREAM, 2, 8, 1, 0, 0, 0, false, 0, 0 },
 	{ "x-stream-64k", "xproc", SCEN_STREAM, 2, 65536, 1, 0, 0, 0, false, 0, 0 },
-	{ "x-stream-64k-zc", "xproc", SCEN_STREAM, 2, 65536, 1, 0, 0, 0, true, 0, 0 },
+	{ "x-stream-64k-zc", "xproc", SCEN_STREAM, 2, 65536, 1, 0, 0, 0, true,
+	  0, 0 },
 	/* Round trips back to back, and 1000 per second: both sides sleep
 	 * between them (the blocking ping-pong). */
 	{ "x-pingpong", "pingpong", SCEN_PINGPONG, 2, 8, 1, 0, 0, 0, false, 0, 0 },
