@@ -25,17 +25,14 @@ int main(int argc, char **argv)
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
 		pump_die(&p, "epoll", -errno);
-	while (pump_drain(&p)) {
+	for (int more = pump_drain(&p); more;) {
 		int r = epoll_wait(ep, &ev, 1, -1);
 
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r != 1)
 			pump_die(&p, "epoll_wait", -errno);
-		p.loop_wakes++;
-		r = apq_notifier_ack(p.n);
-		if (r < 0)
-			pump_die(&p, "apq_notifier_ack", r);
+		more = pump_woke(&p);
 	}
 	close(ep);
 	return pump_finish(&p, "epoll");

@@ -11,15 +11,10 @@
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct pump *p = arg;
-	int r;
 
 	(void)fd;
 	(void)what;
-	p->loop_wakes++;
-	r = apq_notifier_ack(p->n);
-	if (r < 0)
-		pump_die(p, "apq_notifier_ack", r);
-	if (!pump_drain(p))
+	if (!pump_woke(p))
 		event_base_loopbreak(p->base);
 }
 

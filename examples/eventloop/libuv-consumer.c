@@ -11,16 +11,11 @@
 static void on_readable(uv_poll_t *h, int status, int events)
 {
 	struct pump *p = h->data;
-	int r;
 
 	(void)events;
 	if (status < 0)
 		pump_die(p, "uv_poll", 0);
-	p->loop_wakes++;
-	r = apq_notifier_ack(p->n);
-	if (r < 0)
-		pump_die(p, "apq_notifier_ack", r);
-	if (!pump_drain(p))
+	if (!pump_woke(p))
 		uv_poll_stop(h);
 }
 

@@ -209,6 +209,21 @@ static int pump_drain(struct pump *p)
 	}
 }
 
+/*
+ * The loop woke for the notifier's descriptor: take what made it readable,
+ * then drain and arm.  @return 1 to wait in the loop again, 0 when the
+ * stream has ended.
+ */
+static int pump_woke(struct pump *p)
+{
+	int r = apq_notifier_ack(p->n);
+
+	if (r < 0)
+		pump_die(p, "apq_notifier_ack", r);
+	p->loop_wakes++;
+	return pump_drain(p);
+}
+
 /* After the loop: the producer's end, the counts.  @return the exit
  * status. */
 static int pump_finish(struct pump *p, const char *loop)
