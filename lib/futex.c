@@ -28,7 +28,7 @@
 #include "notifier.h"
 #include "util.h"
 
-/* Words a notifier's event loop may arm on: the sleepers of its process. */
+/* Words a notifier's event loops may have armed at once. */
 #define BRIDGES_MAX	16
 
 struct bridge {
@@ -144,8 +144,13 @@ static int futex_fd(void *ctx)
 	int r;
 
 	pthread_mutex_lock(&f->lock);
-	if (f->efd < 0)
-		f->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (f->efd < 0) {
+		r = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		/* Release: pairs with the acquire in futex_ack(), which
+		 * runs without the lock. */
+		if (r >= 0)
+			__atomic_store_n(&f->efd, r, __ATOMIC_RELEASE);
+	}
 	r = f->efd < 0 ? -errno : f->efd;
 	pthread_mutex_unlock(&f->lock);
 	return r;
@@ -167,6 +172,13 @@ static int futex_arm(void *ctx, enum apq_channel ch, const uint32_t *seq,
 	for (i = 0; i < f->n_bridges; i++)
 		if (f->bridges[i].seq == seq)
 			b = &f->bridges[i];
+	/* A word not seen before takes over an idle bridge (its sleeper
+	 * may be gone for good), or gets a new one. */
+	for (i = 0; !b && i < f->n_bridges; i++)
+		if (!f->bridges[i].armed) {
+			b = &f->bridges[i];
+			b->seq = seq;
+		}
 	if (!b) {
 		if (f->n_bridges == BRIDGES_MAX) {
 			r = -ENOSPC;
@@ -193,11 +205,12 @@ out:
 static int futex_ack(void *ctx)
 {
 	struct futex_ctx *f = ctx;
+	int efd = __atomic_load_n(&f->efd, __ATOMIC_ACQUIRE);
 	uint64_t count;
 
-	if (f->efd < 0)
+	if (efd < 0)
 		return 0;
-	if (read(f->efd, &count, sizeof(count)) == sizeof(count))
+	if (read(efd, &count, sizeof(count)) == sizeof(count))
 		return 1;
 	return errno == EAGAIN ? 0 : -errno;
 }

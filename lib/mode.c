@@ -192,11 +192,14 @@ int apq_sleeper_arm_internal(struct apq_sleeper *s, apq_has_work_fn has_work,
 	 * word for the loop (futex) needs the snapshot. */
 	token = apq_load_acquire(&s->word->seq);
 	r = sleeper_announce(s, has_work, arg);
+	if (r)
+		return r;
 	/* Armed: the loop's descriptor wakes on the wake, or at the
-	 * backstop. */
-	if (r == 0)
-		apq_notifier_armed(s->notifier, s->channel, &s->word->seq,
-				   token);
+	 * backstop.  A backend that cannot arm could not wake the loop:
+	 * withdraw the announcement and say so. */
+	r = apq_notifier_armed(s->notifier, s->channel, &s->word->seq, token);
+	if (r)
+		apq_store_once(&s->word->mode, mode_make(s->episode, 0));
 	return r;
 }
 
@@ -212,8 +215,8 @@ static void sleeper_learn_wake(struct apq_sleeper *s, bool *crowded,
 	if (apq_policy_woken(&s->policy, call_ns, woken_at, now))
 		*crowded = true;
 	/* The gap ended when the waker woke us, if its clock is ours. */
-	*found_at = woken_at && (int64_t)woken_at <= now ? (int64_t)woken_at
-							 : now;
+	*found_at = woken_at && woken_at <= (uint64_t)now ? (int64_t)woken_at
+							  : now;
 }
 
 /*
@@ -323,7 +326,6 @@ int apq_waker_wake(struct apq_waker *wk, uint64_t episode)
 	int64_t now, start;
 	int r;
 
-	wk->last_woken = episode;
 	start = apq_now_ns();
 	/* For the sleeper's policy: no order needed, a stale stamp is a
 	 * sample it rejects or a slightly wrong one. */
@@ -332,7 +334,10 @@ int apq_waker_wake(struct apq_waker *wk, uint64_t episode)
 	 * bump must also see what we published. */
 	__atomic_fetch_add(&w->seq, 1, __ATOMIC_RELEASE);
 	/* A peer that announces sleeps it never takes: the bump alone, and a
-	 * real wake now and then (see IDLE_STREAK_MAX). */
+	 * real wake now and then (see IDLE_STREAK_MAX).  The episode is not
+	 * taken for woken, so that the next check bumps again and the next
+	 * probe wakes it: an honest sleeper that did reach its wait is late
+	 * by a probe's pause at most while we publish. */
 	if (wk->idle_streak >= IDLE_STREAK_MAX) {
 		now = apq_now_ns();
 		if (now < wk->next_probe_ns) {
@@ -341,6 +346,7 @@ int apq_waker_wake(struct apq_waker *wk, uint64_t episode)
 		}
 		wk->next_probe_ns = now + APQ_FLOOD_PAUSE_NS;
 	}
+	wk->last_woken = episode;
 	apq_count(&wk->wakeups_sent, 1);
 	r = apq_notifier_wake(wk->notifier, wk->channel, &w->seq);
 	if (r < 0)

@@ -114,12 +114,15 @@ void apq_notifier_loop_timer(struct apq_notifier *n, int64_t ns)
 	(void)timerfd_settime(fd, 0, &its, NULL);
 }
 
-void apq_notifier_armed(struct apq_notifier *n, enum apq_channel ch,
-			const uint32_t *seq, uint32_t token)
+int apq_notifier_armed(struct apq_notifier *n, enum apq_channel ch,
+		       const uint32_t *seq, uint32_t token)
 {
-	if (APQ_OPS_HAS(n->ops, arm))
-		(void)n->ops->arm(n->ctx, ch, seq, token);
-	apq_notifier_loop_timer(n, APQ_BACKSTOP_NS);
+	int r = APQ_OPS_HAS(n->ops, arm) ? n->ops->arm(n->ctx, ch, seq, token)
+					 : 0;
+
+	if (r == 0)
+		apq_notifier_loop_timer(n, APQ_BACKSTOP_NS);
+	return r;
 }
 
 APQ_EXPORT void apq_notifier_free(struct apq_notifier *n)

@@ -58,9 +58,10 @@ static inline int apq_notifier_peer(struct apq_notifier *n)
 }
 
 /* A sleeper armed for an event loop, with the snapshot token of its
- * sequence: tell the backend, and start the backstop timer. */
-void apq_notifier_armed(struct apq_notifier *n, enum apq_channel ch,
-			const uint32_t *seq, uint32_t token);
+ * sequence: tell the backend, and start the backstop timer.  @return 0, or
+ * the backend's error (it cannot wake the loop for this word). */
+int apq_notifier_armed(struct apq_notifier *n, enum apq_channel ch,
+		       const uint32_t *seq, uint32_t token);
 
 /* Make the event-loop descriptor readable in ns at the latest (never later
  * than a time already set): the backstop, or the end of a flood pause. */

@@ -170,7 +170,7 @@ void apq_policy_waited(struct apq_policy_state *p, int64_t gap_ns, bool found,
 bool apq_policy_woken(struct apq_policy_state *p, uint32_t wake_call_ns,
 		      uint64_t woken_at_ns, int64_t now)
 {
-	int64_t late = now - (int64_t)woken_at_ns;
+	int64_t late;
 	bool crowded;
 
 	if (!p->adaptive)
@@ -180,7 +180,11 @@ bool apq_policy_woken(struct apq_policy_state *p, uint32_t wake_call_ns,
 			       ewma(p->wake_call_ns,
 				    clamp(wake_call_ns, 0, BLOCK_MAX_NS),
 				    COST_SHIFT));
-	if (woken_at_ns == 0 || late < 0 || late > LATE_MAX_NS)
+	/* Compared unsigned first: the peer may have written any value. */
+	if (woken_at_ns == 0 || woken_at_ns > (uint64_t)now)
+		return false;
+	late = now - (int64_t)woken_at_ns;
+	if (late > LATE_MAX_NS)
 		return false;
 	crowded = late > LATE_MIN_NS && late > LATE_FACTOR * p->wake_late_ns;
 	/* The usual wake-up, not the crowded one: rises slowly, falls

@@ -608,6 +608,58 @@ START_TEST(test_loop_futex_fork)
 }
 END_TEST
 
+/*
+ * One futex notifier's loop can watch 16 words armed at once (a bridge
+ * thread each).  The 17th arm fails and says so, announcing nothing; once
+ * a bridge fired, its thread serves the next word.
+ */
+#define WORDS	17
+
+START_TEST(test_loop_futex_words)
+{
+	struct apq_config cfg = policy_cfg(APQ_POLICY_ADAPTIVE);
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct apq_consumer *c[WORDS];
+	unsigned char *mem[WORDS];
+	struct apq_notifier *n;
+	struct apq_producer *p;
+	size_t bytes;
+	int ep = epoll_create1(EPOLL_CLOEXEC), i;
+	char buf[8];
+
+	ck_assert_int_eq(apq_notifier_futex(&n), 0);
+	ck_assert_int_ge(ep, 0);
+	ck_assert_int_eq(epoll_ctl(ep, EPOLL_CTL_ADD, apq_notifier_fd(n), &ev),
+			 0);
+	for (i = 0; i < WORDS; i++) {
+		mem[i] = region_shared(&bytes);
+		ck_assert_int_eq(apq_consumer_attach(&c[i], mem[i], bytes, n,
+						     &cfg), 0);
+	}
+	for (i = 0; i < WORDS - 1; i++)
+		ck_assert_int_eq(apq_consumer_arm(c[i]), 0);
+	ck_assert_int_eq(apq_consumer_arm(c[WORDS - 1]), -ENOSPC);
+	/* Not announced: a producer sees a poller, and sends no wake. */
+	ck_assert_uint_eq(get64(mem[WORDS - 1], OFF_DATA_WORD) & M_SLEEPING, 0);
+	/* Word 0's bridge fires, and the loop wakes at once. */
+	ck_assert_int_eq(apq_producer_attach(&p, mem[0], bytes, n, &cfg), 0);
+	ck_assert_int_eq(apq_send(p, "x", 1, 0), 0);
+	ck_assert_int_eq(epoll_wait(ep, &ev, 1, 10000), 1);
+	ck_assert_int_ge(apq_notifier_ack(n), 0);
+	ck_assert_int_eq(apq_recv(c[0], buf, sizeof(buf), 0), 1);
+	/* Its thread is free for the 17th word. */
+	ck_assert_int_eq(apq_consumer_arm(c[WORDS - 1]), 0);
+	ck_assert_uint_ne(get64(mem[WORDS - 1], OFF_DATA_WORD) & M_SLEEPING, 0);
+	apq_producer_detach(p);
+	for (i = 0; i < WORDS; i++) {
+		apq_consumer_detach(c[i]);
+		munmap(mem[i], bytes);
+	}
+	apq_notifier_free(n);
+	close(ep);
+}
+END_TEST
+
 /* Armed, nothing sent: the loop wakes at the backstop (50 ms), which is
  * what bounds a lost wake; and the wake is not a packet. */
 START_TEST(test_loop_backstop)
@@ -775,6 +827,7 @@ static Suite *notifier_suite(void)
 	tc = tcase_create("loop");
 	tcase_add_loop_test(tc, test_loop_threads, 0, 2);
 	tcase_add_test(tc, test_loop_futex_fork);
+	tcase_add_test(tc, test_loop_futex_words);
 	tcase_add_loop_test(tc, test_loop_backstop, 0, 2);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);

@@ -2371,6 +2371,63 @@ END_TEST
  * runs inside the sleeper's announcement, so the handshake's every step is
  * observable.
  */
+/*
+ * A peer that announced sleeps it never took (wakes that found nobody, 64
+ * in a row) gets bumps without wakes between probes.  The episode skipped
+ * so must not count as woken: the next check after the probe's pause
+ * wakes it for real, or an honest sleeper that did reach its wait would
+ * sleep on until its backstop.
+ */
+START_TEST(test_mode_waker_probe_retries)
+{
+	struct apq_mode_word *w = word_new();
+	struct apq_waker *wk;
+	struct apq_notifier *n;
+	struct apq_stats before, after;
+	uint64_t ep = 1;
+	uint32_t seq;
+	int tries, i;
+
+	ck_assert_int_eq(apq_notifier_futex(&n), 0);
+	ck_assert_int_eq(apq_waker_create(&wk, w, APQ_CHANNEL_DATA, n, NULL),
+			 0);
+	/* 64 wakes that find nobody in the futex. */
+	for (i = 0; i < 64; i++) {
+		word_set(w, MODE(ep++, M_SLEEPING));
+		ck_assert_int_eq(apq_waker_notify(wk), 1);
+	}
+	/* A probe, then at once (within the 1 ms pause) a new episode that
+	 * gets the bump alone.  A preemption longer than the pause makes
+	 * that a probe too: try again. */
+	for (tries = 0; tries < 50; tries++) {
+		sleep_ns(2 * TEST_MSEC);
+		word_set(w, MODE(ep++, M_SLEEPING));
+		ck_assert_int_eq(apq_waker_notify(wk), 1);
+		word_set(w, MODE(ep++, M_SLEEPING));
+		seq = word_seq(w);
+		if (apq_waker_notify(wk) == 0)
+			break;
+	}
+	ck_assert_int_lt(tries, 50);
+	ck_assert_uint_eq(word_seq(w), seq + 1);
+	/* Same episode, still within the pause or not: bumped again. */
+	ck_assert_int_ge(apq_waker_notify(wk), 0);
+	ck_assert_uint_eq(word_seq(w), seq + 2);
+	/* After the pause: a real wake for the episode skipped. */
+	sleep_ns(2 * TEST_MSEC);
+	ck_assert_int_eq(apq_waker_stats(wk, &before), 0);
+	ck_assert_int_eq(apq_waker_notify(wk), 1);
+	ck_assert_int_eq(apq_waker_stats(wk, &after), 0);
+	ck_assert_uint_eq(after.wakeups_sent, before.wakeups_sent + 1);
+	/* Woken now: the next check skips it without a bump. */
+	ck_assert_int_eq(apq_waker_notify(wk), 0);
+	ck_assert_uint_eq(word_seq(w), seq + 3);
+	apq_waker_free(wk);
+	apq_notifier_free(n);
+	free(w);
+}
+END_TEST
+
 struct probe {
 	struct apq_mode_word *w;
 	struct apq_waker *wk;
@@ -3468,6 +3525,7 @@ static Suite *unit_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_mode_args);
 	tcase_add_test(tc, test_mode_waker_decisions);
+	tcase_add_test(tc, test_mode_waker_probe_retries);
 	tcase_add_test(tc, test_mode_handshake);
 	tcase_add_test(tc, test_mode_threads);
 	tcase_add_loop_test(tc, test_mode_policies, 0, 5);

@@ -95,7 +95,8 @@ int apq_sleeper_wait(struct apq_sleeper *s, apq_has_work_fn has_work, void *arg,
  * apq_sleeper_arm(); work found meanwhile costs at most one spare wakeup.
  *
  * @return has_work's positive or negative answer (do not block: there is
- *   work, or an error); 0: armed, block; -EINVAL (s or has_work NULL).
+ *   work, or an error); 0: armed, block; -EINVAL (s or has_work NULL);
+ *   the notifier's error when it cannot wake the loop (not armed then).
  * Concurrency: the sleeper's own thread.
  * Ordering: as apq_sleeper_wait().
  */

@@ -35,6 +35,12 @@
  *   makes the descriptor readable.  When it is, apq_notifier_ack() and
  *   receive again.  A producer waiting for room does the same with
  *   apq_producer_arm(), a sleeper of <apq/mode.h> with apq_sleeper_arm().
+ *   Call apq_notifier_fd() before the first arm: an arm before it has no
+ *   loop to wake.  With the eventfd backend, a notifier polled by a loop
+ *   should not also serve a thread that blocks in apq calls: both take
+ *   wakes from the one eventfd, and a wake the thread takes reaches the
+ *   loop only at the backstop.  Give each its own notifier (and eventfd
+ *   pair).  The futex backend has no such limit.
  */
 #ifndef APQ_NOTIFIER_H
 #define APQ_NOTIFIER_H
@@ -149,7 +155,8 @@ struct apq_notifier_ops {
 	 * wake arrives; the backend owns it.  @return it, or a negative errno. */
 	int (*fd)(void *ctx);
 	/* Optional: a sleeper armed for an event loop: from now on, a move of
-	 * *seq away from token must make fd() readable. */
+	 * *seq away from token must make fd() readable.  @return 0, or a
+	 * negative errno if it cannot (the arm call then fails with it). */
 	int (*arm)(void *ctx, enum apq_channel ch, const uint32_t *seq,
 		   uint32_t token);
 	/* Optional: take pending notifications without blocking.  @return 1

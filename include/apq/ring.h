@@ -237,7 +237,9 @@ int apq_release(struct apq_consumer *c);
  * @return 0: armed, poll; 1: do not block (a packet is there, or room for
  *   len bytes); -EPIPE (the peer is gone: for the consumer, once drained);
  *   -EPROTO; -EINVAL; -EBUSY (as apq_recv() and apq_send()); -EMSGSIZE
- *   (len > apq_packet_max()).
+ *   (len > apq_packet_max()); the notifier's error when it cannot wake the
+ *   loop for this endpoint (futex: -ENOSPC with more than 16 words armed at
+ *   once on one notifier; not armed then, do not poll).
  * Concurrency: the endpoint's thread.
  * Ordering: as the blocking calls: a packet (or room) that arrives after
  *   the call returned 0 makes the peer notify.
