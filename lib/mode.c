@@ -253,6 +253,11 @@ static int sleeper_block(struct apq_sleeper *s, apq_has_work_fn has_work,
 
 		backstop = deadline - now > APQ_BACKSTOP_NS;
 		chunk = backstop ? APQ_BACKSTOP_NS : deadline - now;
+		/* Single fetch of the waker's advice: while it skips wakes
+		 * between probes, a wake meant for us may be one of them. */
+		if (apq_load_once(&w->waker_probing) &&
+		    chunk > APQ_FLOOD_PAUSE_NS)
+			chunk = APQ_FLOOD_PAUSE_NS;
 		/* A sleep that a backstop re-check continues is still one. */
 		if (!rechecked)
 			apq_count(&s->sleeps, 1);
@@ -339,6 +344,12 @@ int apq_waker_wake(struct apq_waker *wk, uint64_t episode)
 	 * probe wakes it: an honest sleeper that did reach its wait is late
 	 * by a probe's pause at most while we publish. */
 	if (wk->idle_streak >= IDLE_STREAK_MAX) {
+		/* A sleeper that did reach its wait may miss this wake: tell
+		 * it to look again at the probe's pace. */
+		if (!wk->probing) {
+			wk->probing = true;
+			apq_store_once(&w->waker_probing, 1);
+		}
 		now = apq_now_ns();
 		if (now < wk->next_probe_ns) {
 			apq_count(&wk->wakeups_skipped, 1);
@@ -357,6 +368,10 @@ int apq_waker_wake(struct apq_waker *wk, uint64_t episode)
 	/* ALWAYS_NOTIFY wakes sleepers and pollers alike: nobody waiting
 	 * is no news there. */
 	wk->idle_streak = r == 0 && !wk->always_notify ? wk->idle_streak + 1 : 0;
+	if (wk->idle_streak == 0 && wk->probing) {
+		wk->probing = false;
+		apq_store_once(&w->waker_probing, 0);
+	}
 	return 1;
 }
 
@@ -371,6 +386,8 @@ void apq_waker_init(struct apq_waker *wk, struct apq_mode_word *w,
 		.always_notify = apq_policy_always_notify(cfg),
 		.last_woken = UINT64_MAX,
 	};
+	/* A waker before us may have left it set. */
+	apq_store_once(&wk->word->waker_probing, 0);
 }
 
 void apq_sleeper_add_stats(const struct apq_sleeper *s, struct apq_stats *out)

@@ -42,7 +42,11 @@ struct apq_mode_layout {
 	 * (CLOCK_MONOTONIC).  Read once and clamped: a lie moves a spin
 	 * budget within its bounds, nothing else. */
 	uint32_t wake_call_ns;
-	uint32_t unused0;
+	/* Nonzero while the waker skips wakes between flood probes (see
+	 * IDLE_STREAK_MAX in mode.c): the sleeper then re-checks every
+	 * probe pause instead of every backstop.  Advice too: a lie costs
+	 * the sleeper a cheap re-check a millisecond. */
+	uint32_t waker_probing;
 	uint64_t woken_at_ns;
 	uint32_t unused[4];
 };
@@ -117,6 +121,7 @@ struct apq_waker {
 	bool always_notify;
 	uint64_t last_woken;		/* episode; starts at one none takes */
 	uint32_t idle_streak;		/* wakes in a row that found nobody */
+	bool probing;			/* as last stored to waker_probing */
 	int64_t next_probe_ns;		/* then: the next wake sent anyway */
 	uint32_t call_ns;		/* the notify call's cost, smoothed */
 	uint64_t wakeups_sent;
