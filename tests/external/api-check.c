@@ -4,7 +4,7 @@
  *
  * It includes <apq/apq.h> only, is built only with `pkg-config --cflags
  * --libs apq` against an installed library (tests/external/run.sh), and uses
- * only the names that DESIGN.md's "Fixed public API" section lists.  Where a
+ * only the names of the stable core (doc/stable-api.md).  Where a
  * check relies on something only <apq/ring.h> promises, its message says so.
  *
  * Every check runs in a process of its own, in a process group of its own,
@@ -1189,7 +1189,7 @@ static int check_reattach(void)
 }
 
 /*
- * DESIGN.md lists every result of apq_send and apq_recv; -EINTR is not one,
+ * doc/stable-api.md lists every result of apq_send and apq_recv; -EINTR is not one,
  * so a signal must not end a wait (ring.h says so outright).  A helper
  * signals this process every 2 ms while it waits, with a handler installed
  * without SA_RESTART, the case where a bare futex wait returns EINTR.
@@ -1698,7 +1698,7 @@ static int pingpong(const char *name, const struct apq_config *cfg,
 	      !sh->srv_p.rescues, "%s: rescues (lost wakeups caught): client %"
 	      PRIu64 "+%" PRIu64 ", server %" PRIu64 "+%" PRIu64, name,
 	      cp.rescues, cc.rescues, sh->srv_c.rescues, sh->srv_p.rescues);
-	/* What the policies promise in DESIGN.md. */
+	/* What the policies promise (doc/stable-api.md). */
 	if (cfg->policy == APQ_POLICY_ALWAYS_NOTIFY)
 		CHECK(cp.wakeups_sent >= rounds && sh->srv_p.wakeups_sent >= rounds,
 		      "%s: wake on every packet, yet %" PRIu64 " and %" PRIu64
