@@ -212,6 +212,21 @@ static void *producer_thread(void *arg)
 	return NULL;
 }
 
+/* The producer in a thread, the consumer here: every packet arrives
+ * right; then both sides' counters. */
+static void stream_from_thread(struct side *prod, struct apq_consumer *c,
+			       struct apq_stats *ps, struct apq_stats *cs)
+{
+	pthread_t th;
+
+	ck_assert_int_eq(pthread_create(&th, NULL, producer_thread, prod), 0);
+	ck_assert_uint_eq(consume(c, prod->seed, PACKETS), PACKETS);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_eq(prod->r, 0);
+	ck_assert_int_eq(apq_producer_stats(prod->p, ps), 0);
+	ck_assert_int_eq(apq_consumer_stats(c, cs), 0);
+}
+
 static const enum apq_policy stream_policies[] = {
 	APQ_POLICY_ADAPTIVE, APQ_POLICY_ALWAYS_NOTIFY, APQ_POLICY_SPIN,
 };
@@ -235,18 +250,12 @@ START_TEST(test_eventfd_threads)
 	struct apq_notifier *n;
 	struct apq_consumer *c;
 	struct apq_stats ps, cs;
-	pthread_t th;
 
 	prod.mem = region_shared(&prod.bytes);
 	eventfd_notifiers(&prod.n, &n);
 	ck_assert_int_eq(apq_consumer_attach(&c, prod.mem, prod.bytes, n, &cfg),
 			 0);
-	ck_assert_int_eq(pthread_create(&th, NULL, producer_thread, &prod), 0);
-	ck_assert_uint_eq(consume(c, prod.seed, PACKETS), PACKETS);
-	ck_assert_int_eq(pthread_join(th, NULL), 0);
-	ck_assert_int_eq(prod.r, 0);
-	ck_assert_int_eq(apq_producer_stats(prod.p, &ps), 0);
-	ck_assert_int_eq(apq_consumer_stats(c, &cs), 0);
+	stream_from_thread(&prod, c, &ps, &cs);
 	/* The wakeup path ran: the pauses made the consumer sleep, and only
 	 * eventfd writes woke it. */
 	ck_assert_uint_gt(cs.sleeps, 0);
@@ -511,18 +520,12 @@ START_TEST(test_create_stream)
 	struct side prod = { .seed = base_seed ^ 0xc0de, .cfg = cfg };
 	struct apq_consumer *c;
 	struct apq_stats ps, cs;
-	pthread_t th;
 
 	prod.mem = region_shared(&prod.bytes);
 	ck_assert_int_eq(apq_notifier_create(&prod.n, &my_ops, &b), 0);
 	ck_assert_int_eq(apq_consumer_attach(&c, prod.mem, prod.bytes, prod.n,
 					     &cfg), 0);
-	ck_assert_int_eq(pthread_create(&th, NULL, producer_thread, &prod), 0);
-	ck_assert_uint_eq(consume(c, prod.seed, PACKETS), PACKETS);
-	ck_assert_int_eq(pthread_join(th, NULL), 0);
-	ck_assert_int_eq(prod.r, 0);
-	ck_assert_int_eq(apq_producer_stats(prod.p, &ps), 0);
-	ck_assert_int_eq(apq_consumer_stats(c, &cs), 0);
+	stream_from_thread(&prod, c, &ps, &cs);
 	/* Every wake apq counts went through our table, and every sleep
 	 * blocked in it at least once. */
 	ck_assert_uint_eq(b.wakes, ps.wakeups_sent + cs.wakeups_sent);

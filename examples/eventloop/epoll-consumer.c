@@ -16,14 +16,11 @@ int main(int argc, char **argv)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct pump p;
-	int ep, fd;
+	int ep;
 
 	pump_start(&p, argc, argv);
-	fd = apq_notifier_fd(p.n);
-	if (fd < 0)
-		pump_die(&p, "apq_notifier_fd", fd);
 	ep = epoll_create1(EPOLL_CLOEXEC);
-	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, p.fd, &ev) < 0)
 		pump_die(&p, "epoll", -errno);
 	for (int more = pump_drain(&p); more;) {
 		int r = epoll_wait(ep, &ev, 1, -1);

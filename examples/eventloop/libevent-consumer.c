@@ -22,14 +22,10 @@ int main(int argc, char **argv)
 {
 	struct event *ev;
 	struct pump p;
-	int fd;
 
 	pump_start(&p, argc, argv);
-	fd = apq_notifier_fd(p.n);
-	if (fd < 0)
-		pump_die(&p, "apq_notifier_fd", fd);
 	p.base = event_base_new();
-	ev = p.base ? event_new(p.base, fd, EV_READ | EV_PERSIST, on_readable,
+	ev = p.base ? event_new(p.base, p.fd, EV_READ | EV_PERSIST, on_readable,
 				&p) : NULL;
 	if (!ev || event_add(ev, NULL) < 0)
 		pump_die(&p, "libevent", 0);

@@ -24,13 +24,9 @@ int main(int argc, char **argv)
 	uv_loop_t loop;
 	uv_poll_t poll;
 	struct pump p;
-	int fd;
 
 	pump_start(&p, argc, argv);
-	fd = apq_notifier_fd(p.n);
-	if (fd < 0)
-		pump_die(&p, "apq_notifier_fd", fd);
-	if (uv_loop_init(&loop) || uv_poll_init(&loop, &poll, fd))
+	if (uv_loop_init(&loop) || uv_poll_init(&loop, &poll, p.fd))
 		pump_die(&p, "libuv", 0);
 	poll.data = &p;
 	if (pump_drain(&p)) {

@@ -49,6 +49,7 @@ struct pump {
 	struct apq_consumer *c;
 	uint64_t received;
 	uint64_t loop_wakes;		/* the example's loop counts them */
+	int fd;				/* apq_notifier_fd(n), for the loop */
 	void *base;			/* the example's loop, if it needs one */
 };
 
@@ -155,6 +156,10 @@ static void pump_start(struct pump *p, int argc, char **argv)
 		r = apq_consumer_attach(&p->c, p->mem, p->bytes, p->n, NULL);
 	if (r)
 		pump_die(p, "consumer", r);
+	/* Before the first arm: an arm before it has no loop to wake. */
+	p->fd = apq_notifier_fd(p->n);
+	if (p->fd < 0)
+		pump_die(p, "apq_notifier_fd", p->fd);
 	if (p->threads) {
 		r = -pthread_create(&p->thread, NULL, pump_thread, p);
 		if (r)
