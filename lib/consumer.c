@@ -101,7 +101,7 @@ static inline ssize_t consumer_next(struct apq_consumer *c,
 
 /* Give the space up to the cursor back and run the wakeup check (its
  * failure sticks: apq_endpoint_wake_check()). */
-static int consumer_publish(struct apq_consumer *c)
+APQ_HOT int consumer_publish(struct apq_consumer *c)
 {
 	/* R2: release, pairs with A3 in producer_refresh(): our reads of the
 	 * space we give back are done before the producer writes it. */
@@ -212,8 +212,8 @@ static inline ssize_t consumer_get(struct apq_consumer *c,
 	return len;
 }
 
-static int consumer_begin(const struct apq_consumer *c, const void *buf,
-			  size_t cap)
+APQ_HOT int consumer_begin(const struct apq_consumer *c, const void *buf,
+			   size_t cap)
 {
 	if (!c || (!buf && cap))
 		return -EINVAL;
@@ -222,7 +222,8 @@ static int consumer_begin(const struct apq_consumer *c, const void *buf,
 	return c->peeked ? -EBUSY : 0;
 }
 
-static void consumer_take(struct apq_consumer *c, uint32_t rec, ssize_t len)
+APQ_HOT void consumer_take(struct apq_consumer *c, uint32_t rec,
+			   ssize_t len)
 {
 	c->cons += rec;
 	apq_endpoint_count(&c->ep, (size_t)len);

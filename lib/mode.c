@@ -325,6 +325,19 @@ int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
 	return r;
 }
 
+int apq_waker_check_always(struct apq_waker *wk)
+{
+	/* Single fetch of the peer's word; validated before use.  No
+	 * barrier: we wake whatever we read, and A1 orders our bump. */
+	uint64_t m = apq_load_once(&wk->word->mode);
+
+	if (!mode_valid(m))
+		return -EPROTO;
+	if (m & MODE_CLOSED)
+		return -EPIPE;
+	return apq_waker_wake(wk, mode_episode(m));
+}
+
 int apq_waker_wake(struct apq_waker *wk, uint64_t episode)
 {
 	struct apq_mode_layout *w = wk->word;

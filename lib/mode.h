@@ -144,6 +144,8 @@ void apq_waker_init(struct apq_waker *wk, struct apq_mode_word *w,
 		    const struct apq_config *cfg);
 /* The slow path of apq_waker_check(): bump the sequence and notify. */
 int apq_waker_wake(struct apq_waker *wk, uint64_t episode);
+/* apq_waker_check() under ALWAYS_NOTIFY, out of the hot path. */
+int apq_waker_check_always(struct apq_waker *wk);
 
 /*
  * The waker's check, run once per publishing call; inline, since it runs
@@ -152,23 +154,31 @@ int apq_waker_wake(struct apq_waker *wk, uint64_t episode);
  */
 static inline int apq_waker_check(struct apq_waker *wk)
 {
+	const uint64_t polling = MODE_MAGIC << MODE_MAGIC_SHIFT;
+	const uint64_t telling = UINT64_C(0xff) << MODE_MAGIC_SHIFT |
+				 MODE_CLOSED | MODE_SLEEPING;
 	uint64_t m, episode;
 
+	if (apq_unlikely(wk->always_notify))
+		return apq_waker_check_always(wk);
 	/* B2: pairs with B1 in sleeper_announce(): either the sleeper's
 	 * re-check sees what we published before this call, or we see its
-	 * SLEEPING announcement below.  ALWAYS_NOTIFY needs no barrier: it
-	 * wakes whatever it reads, and A1 orders its bump. */
-	if (!wk->always_notify)
-		apq_full_barrier();
-	/* Single fetch of the peer's word; validated before use. */
+	 * SLEEPING announcement below. */
+	apq_full_barrier();
+	/* Single fetch of the peer's word; validated before use.  The
+	 * common case, a valid open word that is not SLEEPING, is one
+	 * test. */
 	m = apq_load_once(&wk->word->mode);
-	if (apq_unlikely(!mode_valid(m)))
+	if (apq_likely((m & telling) == polling)) {
+		apq_count(&wk->wakeups_skipped, 1);
+		return 0;
+	}
+	if (!mode_valid(m))
 		return -EPROTO;
-	if (apq_unlikely(m & MODE_CLOSED))
+	if (m & MODE_CLOSED)
 		return -EPIPE;
 	episode = mode_episode(m);
-	if (apq_likely(!wk->always_notify) &&
-	    (!(m & MODE_SLEEPING) || episode == wk->last_woken)) {
+	if (episode == wk->last_woken) {
 		apq_count(&wk->wakeups_skipped, 1);
 		return 0;
 	}

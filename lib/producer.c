@@ -100,7 +100,7 @@ static int producer_room(struct apq_producer *p, uint32_t rec)
 
 /* Publish what was written and run the wakeup check (its failure
  * sticks: apq_endpoint_wake_check()). */
-static int producer_publish(struct apq_producer *p)
+APQ_HOT int producer_publish(struct apq_producer *p)
 {
 	/* R1: release, pairs with A2 in consumer_refresh(): a consumer that
 	 * reads the new index also reads the records before it. */
@@ -156,7 +156,8 @@ static int producer_wait_room(struct apq_producer *p, uint32_t rec,
 }
 
 /* The checks every sending call starts with. */
-static int producer_begin(struct apq_producer *p, const void *pkt, size_t len)
+APQ_HOT int producer_begin(struct apq_producer *p, const void *pkt,
+			   size_t len)
 {
 	if (!p || (!pkt && len))
 		return -EINVAL;
@@ -169,7 +170,8 @@ static int producer_begin(struct apq_producer *p, const void *pkt, size_t len)
 	return producer_fail(p, mode_peer_state(p->ep.waker.word));
 }
 
-static void producer_put(struct apq_producer *p, const void *pkt, size_t len)
+APQ_HOT void producer_put(struct apq_producer *p, const void *pkt,
+			   size_t len)
 {
 	uint32_t pos = p->prod & (p->ep.size - 1);
 

@@ -14,6 +14,9 @@
 
 #define APQ_EXPORT __attribute__((visibility("default")))
 
+/* The hot path's helpers: one call per packet, not four. */
+#define APQ_HOT	static inline __attribute__((always_inline))
+
 #define apq_likely(x)	caa_likely(x)
 #define apq_unlikely(x)	caa_unlikely(x)
 
