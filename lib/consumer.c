@@ -226,7 +226,7 @@ APQ_HOT void consumer_take(struct apq_consumer *c, uint32_t rec,
 			   ssize_t len)
 {
 	c->cons += rec;
-	apq_endpoint_count(&c->ep, (size_t)len);
+	apq_endpoint_count(&c->ep, 1, (size_t)len);
 }
 
 APQ_EXPORT ssize_t apq_recv(struct apq_consumer *c, void *buf, size_t cap,
@@ -263,6 +263,7 @@ APQ_EXPORT int apq_recv_burst(struct apq_consumer *c, struct iovec *bufs,
 {
 	const unsigned char *payload;
 	unsigned int i;
+	size_t bytes = 0;
 	uint32_t rec;
 	ssize_t len;
 	int r;
@@ -281,10 +282,12 @@ APQ_EXPORT int apq_recv_burst(struct apq_consumer *c, struct iovec *bufs,
 			break;
 		apq_copy(bufs[i].iov_base, payload, (size_t)len);
 		bufs[i].iov_len = (size_t)len;
-		consumer_take(c, rec, len);
+		c->cons += rec;
+		bytes += (size_t)len;
 		if (i + 1 < n)
 			len = consumer_next(c, &payload, &rec);
 	}
+	apq_endpoint_count(&c->ep, i, bytes);
 	if (c->cons != c->released)
 		(void)consumer_publish(c);	/* as in apq_recv() */
 	if (i > 0)

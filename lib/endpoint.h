@@ -84,10 +84,11 @@ static inline int apq_endpoint_peer_state(struct apq_endpoint *e)
 	return r ? r : apq_peer_watch_check(&e->watch);
 }
 
-static inline void apq_endpoint_count(struct apq_endpoint *e, size_t len)
+static inline void apq_endpoint_count(struct apq_endpoint *e,
+				      unsigned int packets, size_t bytes)
 {
-	apq_count(&e->packets, 1);
-	apq_count(&e->bytes, len);
+	apq_count(&e->packets, packets);
+	apq_count(&e->bytes, bytes);
 }
 
 #endif /* APQ_LIB_ENDPOINT_H */

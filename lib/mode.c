@@ -305,11 +305,26 @@ int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
 	int64_t start, end, found_at = 0;
 	int r;
 
+	unsigned int i;
+
 	r = has_work(arg);
 	if (r)
 		return r;
 	if (deadline == APQ_DEADLINE_NONE)
 		return -EAGAIN;
+	/* Under load most gaps end within a few polls, each cheaper than a
+	 * clock read: look that long before the clock is read at all. */
+	if (apq_policy_polls_quick(&s->policy)) {
+		for (i = 0; i < POLLS_PER_CLOCK_READ; i++) {
+			apq_cpu_relax();
+			r = has_work(arg);
+			if (r) {
+				apq_policy_waited(&s->policy, 0, r > 0, false,
+						  0);
+				return r;
+			}
+		}
+	}
 	start = apq_now_ns();
 	r = sleeper_poll(s, has_work, arg, start, deadline, &crowded,
 			 &found_at);

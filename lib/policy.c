@@ -44,6 +44,7 @@
  * figures are not believed (they are advice from shared memory). */
 #define BLOCK_MIN_NS		1000
 #define BLOCK_MAX_NS		200000
+_Static_assert(BLOCK_MIN_NS >= APQ_POLICY_QUICK_NS, "quick polls within B");
 /* A wake-to-run time beyond this is another clock (a peer in another
  * domain) or a stale stamp, not a measurement. */
 #define LATE_MAX_NS		(10 * 1000 * 1000)
@@ -114,9 +115,21 @@ uint64_t apq_policy_budget(struct apq_policy_state *p, int64_t now)
 {
 	if (!p->adaptive)
 		return p->fixed_ns;
-	if (!p->spinning || now < p->quiet_until)
+	if (now < p->quiet_until)
+		return 0;
+	/* The pause is over: apq_policy_polls_quick() may say yes again. */
+	p->quiet_until = 0;
+	if (!p->spinning)
 		return 0;
 	return (uint64_t)block_cost(p);
+}
+
+bool apq_policy_polls_quick(const struct apq_policy_state *p)
+{
+	if (!p->adaptive)
+		return p->fixed_ns >= APQ_POLICY_QUICK_NS;
+	/* B is never below its clamp, which is at least the quick polls. */
+	return p->spinning && p->quiet_until == 0;
 }
 
 /*
@@ -159,7 +172,9 @@ void apq_policy_waited(struct apq_policy_state *p, int64_t gap_ns, bool found,
 		p->hit_gap_ns = ewma(p->hit_gap_ns, gap_ns, RATE_SHIFT);
 	p->crowd_rate += ((crowded ? RATE_ONE : 0) - p->crowd_rate) >>
 			 RATE_SHIFT;
-	if (p->crowd_rate > CROWD_LIMIT && now >= p->quiet_until) {
+	/* Only a crowded wait starts a pause: the others may not have read
+	 * the clock (apq_policy_polls_quick()). */
+	if (crowded && p->crowd_rate > CROWD_LIMIT && now >= p->quiet_until) {
 		p->quiet_until = now + QUIET_NS;
 		/* Judged afresh after the pause. */
 		p->crowd_rate = 0;

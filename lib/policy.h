@@ -50,6 +50,15 @@ bool apq_policy_always_notify(const struct apq_config *cfg);
 uint64_t apq_policy_budget(struct apq_policy_state *p, int64_t now);
 
 /*
+ * Whether the budget, whatever the clock says, is at least APQ_POLICY_QUICK_NS
+ * of polling: then a wait may first poll a few times without reading the
+ * clock, which costs more than a poll (and under load most gaps end within
+ * those few polls).  A gap found so is reported as 0 ns, and not crowded.
+ */
+#define APQ_POLICY_QUICK_NS	1000
+bool apq_policy_polls_quick(const struct apq_policy_state *p);
+
+/*
  * A wait ended.  gap_ns: from running dry to finding work, or how long it
  * went without (found false: a timeout, which is at least that long).
  * crowded: a poll lost its CPU, or the wake came late (see below).

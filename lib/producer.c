@@ -179,7 +179,6 @@ APQ_HOT void producer_put(struct apq_producer *p, const void *pkt,
 	apq_store_once((uint64_t *)(p->ep.ring + pos),
 		       rec_header((uint32_t)len, REC_TAG_PACKET));
 	p->prod += rec_size((uint32_t)len);
-	apq_endpoint_count(&p->ep, len);
 }
 
 APQ_EXPORT int apq_send(struct apq_producer *p, const void *pkt, size_t len,
@@ -197,6 +196,7 @@ APQ_EXPORT int apq_send(struct apq_producer *p, const void *pkt, size_t len,
 			return r;
 	}
 	producer_put(p, pkt, len);
+	apq_endpoint_count(&p->ep, 1, len);
 	return producer_publish(p);
 }
 
@@ -204,6 +204,7 @@ APQ_EXPORT int apq_send_burst(struct apq_producer *p, const struct iovec *pkts,
 			      unsigned int n, int64_t timeout_ns)
 {
 	unsigned int i;
+	size_t bytes;
 	int r;
 
 	if (!p || (!pkts && n))
@@ -218,6 +219,7 @@ APQ_EXPORT int apq_send_burst(struct apq_producer *p, const struct iovec *pkts,
 	if (r)
 		return r;
 	producer_put(p, pkts[0].iov_base, pkts[0].iov_len);
+	bytes = pkts[0].iov_len;
 	for (i = 1; i < n; i++) {
 		size_t len = pkts[i].iov_len;
 		uint32_t rec;
@@ -228,7 +230,9 @@ APQ_EXPORT int apq_send_burst(struct apq_producer *p, const struct iovec *pkts,
 		if (!producer_fits(p, rec) && producer_room(p, rec))
 			break;
 		producer_put(p, pkts[i].iov_base, len);
+		bytes += len;
 	}
+	apq_endpoint_count(&p->ep, i, bytes);
 	/* The packets are out: a failed check is the next call's to report. */
 	(void)producer_publish(p);
 	return (int)i;
@@ -289,7 +293,7 @@ APQ_EXPORT int apq_commit(struct apq_producer *p, size_t len)
 		       rec_header((uint32_t)len, REC_TAG_PACKET));
 	p->prod += rec_size((uint32_t)len);
 	p->reserved = false;
-	apq_endpoint_count(&p->ep, len);
+	apq_endpoint_count(&p->ep, 1, len);
 	return producer_publish(p);
 }
 
