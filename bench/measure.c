@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "packet.h"
 
 /* ---- clocks ---- */
 
@@ -71,59 +72,28 @@ int64_t scen_send_offset(const struct scenario *sc, uint64_t k)
 					NS_PER_SEC / sc->rate_off);
 }
 
-/* ---- packets ---- */
-
-#define SEQ_BITS	24
-#define TS_BITS		40
-#define TS_MASK		((UINT64_C(1) << TS_BITS) - 1)
-#define SEQ_MASK	((UINT64_C(1) << SEQ_BITS) - 1)
-#define TAIL_KEY	UINT64_C(0x5eed0fa9c0ffee11)
+/* ---- packets (the format: packet.h) ---- */
 
 void pkt_stamp(unsigned char *buf, size_t size, uint64_t seq, int64_t ts)
 {
-	uint64_t head = (seq & SEQ_MASK) << TS_BITS | ((uint64_t)ts & TS_MASK);
-	uint64_t tail = seq ^ TAIL_KEY;
-
-	memcpy(buf, &head, sizeof(head));
-	if (size >= 2 * sizeof(head))
-		memcpy(buf + size - sizeof(tail), &tail, sizeof(tail));
+	pkt_stamp_full(buf, size, seq, ts);
 }
 
 bool pkt_check(const unsigned char *buf, size_t len, size_t size,
 	       uint64_t seq, int64_t *ts)
 {
-	uint64_t head, tail;
-
-	if (len != size)
-		return false;
-	memcpy(&head, buf, sizeof(head));
-	if (head >> TS_BITS != (seq & SEQ_MASK))
-		return false;
-	if (size >= 2 * sizeof(head)) {
-		memcpy(&tail, buf + size - sizeof(tail), sizeof(tail));
-		if (tail != (seq ^ TAIL_KEY))
-			return false;
-	}
-	*ts = (int64_t)(head & TS_MASK);
-	return true;
+	return pkt_check_full(buf, len, size, seq, ts);
 }
 
 uint64_t pkt_seq_guess(const unsigned char *buf, size_t len, uint64_t want)
 {
-	uint64_t head, tail, low, guess;
+	uint64_t tail;
 
-	if (len >= 2 * sizeof(head)) {
+	if (len >= 2 * sizeof(tail)) {
 		memcpy(&tail, buf + len - sizeof(tail), sizeof(tail));
-		return tail ^ TAIL_KEY;
+		return tail ^ PKT_TAIL_KEY;
 	}
-	if (len < sizeof(head))
-		return want;
-	memcpy(&head, buf, sizeof(head));
-	low = head >> TS_BITS;
-	guess = (want & ~SEQ_MASK) | low;
-	if (guess < want)
-		guess += SEQ_MASK + 1;
-	return guess;
+	return pkt_seq_guess_head(buf, len, want);
 }
 
 /* ---- latency histogram ---- */

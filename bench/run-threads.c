@@ -10,6 +10,7 @@
  *   producer   stream packets until the duration is over (unpaced: back to
  *              back; paced: each at its due time; idle: none), then end
  *   consumer   receive until the end of the stream, checking every packet
+ *              (unpaced: its head, and one in LATENCY_SAMPLE whole)
  *
  * Each side measures itself (CPU, run-queue wait, futex syscalls) from the
  * common start to its end, and the producer also its CPU inside the send
@@ -28,6 +29,7 @@
 #include <time.h>
 
 #include "harness.h"
+#include "packet.h"
 
 /* One pair's threads; the pairs of a run share the barrier and t0. */
 struct thr_ctx {
@@ -130,21 +132,27 @@ static int64_t stamp_time(const struct thr_ctx *c, int64_t t)
 	return t - c->t0 > 0 ? t - c->t0 : 1;
 }
 
+/*
+ * Unpaced, the loop is lean: each packet gets only its head (pkt_stamp_head),
+ * but one in LATENCY_SAMPLE gets the whole stamp and a send time; the clock
+ * is read once per 64 calls, for the end of the run and the call meter.
+ */
 static int produce_unpaced(struct thr_ctx *c, unsigned char **bufs,
 			   struct iovec *iov, int64_t end,
 			   struct call_meter *m, uint64_t *seq_out)
 {
 	const struct scenario *sc = c->sc;
+	const unsigned int batch = sc->batch;
+	const size_t size = sc->size;
 	uint64_t seq = 0, calls = 0;
 	bool sample = false;
 	unsigned int i;
-	int64_t now;
 	int r = 0;
 
 	for (;; calls++) {
-		int64_t ts = 0;
-
 		if (calls % 64 == 0) {
+			int64_t now;
+
 			if (calls)
 				meter_calls(m, 64, sample);
 			now = now_ns();
@@ -156,18 +164,16 @@ static int produce_unpaced(struct thr_ctx *c, unsigned char **bufs,
 		}
 		/* Numbered afresh each call from the first number not yet
 		 * sent: a burst that went only in part leaves no gap. */
-		for (i = 0; i < sc->batch; i++) {
+		for (i = 0; i < batch; i++) {
 			uint64_t s = seq + i;
 
-			if (s % LATENCY_SAMPLE == 0) {
-				if (!ts)
-					ts = stamp_time(c, now_ns());
-				pkt_stamp(bufs[i], sc->size, s, ts);
-			} else {
-				pkt_stamp(bufs[i], sc->size, s, 0);
-			}
+			if (s % LATENCY_SAMPLE == 0)
+				pkt_stamp_full(bufs[i], size, s,
+					       stamp_time(c, now_ns()));
+			else
+				pkt_stamp_head(bufs[i], s);
 		}
-		r = c->impl->send(c->q, iov, sc->batch);
+		r = c->impl->send(c->q, iov, batch);
 		if (r <= 0) {
 			r = r < 0 ? r : -EIO;
 			break;
@@ -209,7 +215,7 @@ static int produce_paced(struct thr_ctx *c, unsigned char **bufs,
 			meter_open(m);
 		/* Latency counts from the actual send time: a producer that
 		 * runs late does not charge its lateness to the queue. */
-		pkt_stamp(bufs[0], sc->size, k, stamp_time(c, now_ns()));
+		pkt_stamp_full(bufs[0], sc->size, k, stamp_time(c, now_ns()));
 		r = c->impl->send(c->q, iov, 1);
 		meter_calls(m, 1, sample);
 		if (r != 1) {
@@ -272,10 +278,52 @@ static void *producer_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Check packets [0, n) of a call, numbered from *want on.  Paced streams
+ * (lean false) carry the whole stamp and a time in every packet; unpaced
+ * ones only their head, but for one in LATENCY_SAMPLE (packet.h): the
+ * head's compare catches a lost, repeated, reordered, stale or damaged
+ * head in every packet, the whole check a damaged tail or length in the
+ * sample.  A bad packet counts once and the numbering follows it.
+ */
+static void check_packets(struct thr_ctx *c, unsigned char **bufs,
+			  struct iovec *iov, unsigned int n, bool lean,
+			  uint64_t *want, uint64_t *bad)
+{
+	const size_t size = c->sc->size;
+	int64_t now = 0, ts;
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		uint64_t w = *want;
+		size_t len = iov[i].iov_len;
+
+		iov[i].iov_len = size;
+		*want = w + 1;
+		if (lean && w % LATENCY_SAMPLE != 0) {
+			if (!pkt_check_head(bufs[i], len, size, w)) {
+				(*bad)++;
+				*want = pkt_seq_guess_head(bufs[i], len, w) + 1;
+			}
+		} else if (!pkt_check_full(bufs[i], len, size, w, &ts)) {
+			(*bad)++;
+			*want = (lean ? pkt_seq_guess_head(bufs[i], len, w)
+				      : pkt_seq_guess(bufs[i], len, w)) + 1;
+		} else if (ts) {
+			/* One clock read per call, as late as can be: right
+			 * after the call returned. */
+			if (!now)
+				now = now_ns();
+			hist_add(&c->res->lat, (uint64_t)(now - (c->t0 + ts)));
+		}
+	}
+}
+
 static void *consumer_main(void *arg)
 {
 	struct thr_ctx *c = arg;
 	const struct scenario *sc = c->sc;
+	const bool lean = sc->rate <= 0;
 	struct run_result *res = c->res;
 	unsigned char *bufs[BATCH_MAX];
 	struct iovec iov[BATCH_MAX];
@@ -294,14 +342,7 @@ static void *consumer_main(void *arg)
 	pthread_barrier_wait(c->start);
 	side_begin(&probe);
 	start = now_ns();
-	for (;;) {
-		int64_t now = 0, ts;
-
-		if (!mem) {
-			c->cons_err = -ENOMEM;
-			c->cons_where = "malloc";
-			break;
-		}
+	while (mem) {
 		r = c->impl->recv(c->q, iov, sc->batch);
 		if (r == 0)
 			break;		/* the end of the stream */
@@ -310,25 +351,13 @@ static void *consumer_main(void *arg)
 			c->cons_where = "recv";
 			break;
 		}
-		for (i = 0; i < (unsigned int)r; i++) {
-			if (!pkt_check(bufs[i], iov[i].iov_len, sc->size, want,
-				       &ts)) {
-				bad++;
-				/* Resynchronise: one loss counts once. */
-				want = pkt_seq_guess(bufs[i], iov[i].iov_len,
-						     want);
-			} else if (ts) {
-				/* One clock read per call, as late as can
-				 * be: right after the call returned. */
-				if (!now)
-					now = now_ns();
-				hist_add(&res->lat,
-					 (uint64_t)(now - (c->t0 + ts)));
-			}
-			want++;
-			iov[i].iov_len = sc->size;
-		}
+		check_packets(c, bufs, iov, (unsigned int)r, lean, &want,
+			      &bad);
 		got += (unsigned int)r;
+	}
+	if (!mem) {
+		c->cons_err = -ENOMEM;
+		c->cons_where = "malloc";
 	}
 	res->t_ns = now_ns() - start;
 	res->received = got;

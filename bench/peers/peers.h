@@ -72,6 +72,9 @@ extern const struct bench_impl bench_peer_rte_impl;
 extern const struct bench_impl bench_peer_wfcq_impl;
 extern const struct bench_impl bench_peer_mutex_impl;
 extern const struct bench_impl bench_peer_moodycamel_impl;
+/* The harness's own yardsticks, always built. */
+extern const struct bench_impl bench_peer_null_impl;
+extern const struct bench_impl bench_peer_bare_impl;
 
 static inline int64_t peer_now_ns(void)
 {

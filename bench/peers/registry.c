@@ -31,6 +31,8 @@ const struct bench_impl *const bench_peer_impls[] = {
 #if HAVE_MOODYCAMEL
 	&bench_peer_moodycamel_impl,
 #endif
+	&bench_peer_bare_impl,		/* the ceiling of a ring */
+	&bench_peer_null_impl,		/* the harness alone */
 	NULL
 };
 

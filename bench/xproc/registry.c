@@ -3,8 +3,9 @@
  * registry.c - the two-process queues this build has, and those it left out.
  *
  * meson.build defines BENCH_HAVE_ICEORYX and BENCH_HAVE_BOOST when it found
- * the packages.  apq is always there.  ISO C has no empty arrays, so the
- * list of missing queues always holds one element more than it declares.
+ * the packages.  apq and bare-ring are always there.  ISO C has no empty
+ * arrays, so the list of missing queues always holds one element more than
+ * it declares.
  */
 #include <stddef.h>
 
@@ -18,6 +19,7 @@ const struct bench_xproc_impl *const bench_xproc_impls[] = {
 #ifdef BENCH_HAVE_BOOST
 	&bench_xproc_boost,
 #endif
+	&bench_xproc_bare,
 };
 
 const size_t bench_n_xproc_impls =

@@ -7,6 +7,7 @@
  *   xproc-iceoryx.c    Eclipse iceoryx through its C binding, RouDi started
  *                      by setup
  *   xproc-boost.cpp    Boost.Interprocess message_queue
+ *   xproc-bare.c       bare-ring, the ceiling: a minimal busy-polling ring
  *   registry.c         the table the harness reads
  */
 #ifndef APQ_BENCH_XPROC_H
@@ -24,6 +25,7 @@ extern "C" {
 extern const struct bench_xproc_impl bench_xproc_apq;
 extern const struct bench_xproc_impl bench_xproc_iceoryx;	/* BENCH_HAVE_ICEORYX */
 extern const struct bench_xproc_impl bench_xproc_boost;		/* BENCH_HAVE_BOOST */
+extern const struct bench_xproc_impl bench_xproc_bare;
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 static inline int64_t xproc_now_ns(void)
