@@ -11,10 +11,12 @@
  *     variant   a configuration of the queue; for apq, a wakeup policy
  *     scenario  packet size, packets per call, threads or processes,
  *               offered load (the table below)
- *   Every row runs --repeat times; the repeats are interleaved (every row
- *   once, then every row again), so that a noisy neighbour spreads over the
- *   rows instead of spoiling every run of one.  The report gives medians and
- *   the range.
+ *   Every row runs --repeat times, in rounds (every row once, then every
+ *   row again), so that a noisy neighbour spreads over the rows instead of
+ *   spoiling every run of one.  Within a round the rows of a scenario run
+ *   together, each next to a run of apq adaptive, the row every ratio
+ *   compares with (the schedule below says how); the report gives medians,
+ *   the range, and each ratio as the median of its paired runs' ratios.
  *
  *   The harness owns everything but the queue: threads and processes,
  *   pinning, pacing, packet contents, validation of every packet, latency,
@@ -181,7 +183,10 @@ static void usage(FILE *f)
 		"  --policy LIST    comma-separated variant names\n"
 		"  --scenario LIST  comma-separated scenario or group names\n"
 		"  --duration S     seconds per run, for every kind of row\n"
-		"  --repeat N       runs per row, for every kind of row\n"
+		"  --repeat N       runs per row, for every kind of row (apq\n"
+		"                   adaptive, which every ratio compares with,\n"
+		"                   runs next to each other row: once per pair\n"
+		"                   of them per round)\n"
 		"  --ring BYTES     in-process ring size (default 262144)\n"
 		"  --netback        only the netback section: iperf3 across\n"
 		"                   examples/netback, apq against a socketpair\n"
@@ -425,6 +430,38 @@ static int add_xproc_rows(struct table *t, const struct bench_xproc_impl *im,
 			o);
 }
 
+/* The row every ratio of a scenario compares with: apq's default. */
+static bool is_anchor(const struct row *r)
+{
+	return !strcmp(r->impl, "apq") && !strcmp(r->variant->name, "adaptive");
+}
+
+/*
+ * Give every other row of a scenario with an anchor its anchor, and the
+ * anchor one run per round for each pair of them (see run_all()).
+ */
+static void rows_pair(struct table *t)
+{
+	size_t a, k;
+
+	for (a = 0; a < t->n; a++) {
+		struct row *anchor = &t->rows[a];
+		unsigned int others = 0;
+
+		anchor->runs_per_round = 1;
+		if (!is_anchor(anchor))
+			continue;
+		for (k = 0; k < t->n; k++) {
+			if (k == a || t->rows[k].sc != anchor->sc)
+				continue;
+			t->rows[k].anchor = anchor;
+			others++;
+		}
+		if (others)
+			anchor->runs_per_round = (others + 1) / 2;
+	}
+}
+
 static int rows_build(struct table *t, const struct options *o)
 {
 	size_t i;
@@ -435,13 +472,19 @@ static int rows_build(struct table *t, const struct options *o)
 		r = add_thread_rows(t, bench_peer_impls[i], o);
 	for (i = 0; !r && i < bench_n_xproc_impls; i++)
 		r = add_xproc_rows(t, bench_xproc_impls[i], o);
-	for (i = 0; !r && i < t->n; i++) {
-		t->rows[i].runs = calloc(t->rows[i].repeat,
-					 sizeof(*t->rows[i].runs));
-		if (!t->rows[i].runs)
-			r = -ENOMEM;
+	if (r)
+		return r;
+	rows_pair(t);
+	for (i = 0; i < t->n; i++) {
+		struct row *row = &t->rows[i];
+
+		row->runs = calloc(row->repeat * row->runs_per_round,
+				   sizeof(*row->runs));
+		row->pair = calloc(row->repeat, sizeof(*row->pair));
+		if (!row->runs || !row->pair)
+			return -ENOMEM;
 	}
-	return r;
+	return 0;
 }
 
 /* The netback section's rows, where its tools live (meson passes the
@@ -527,7 +570,9 @@ static double planned_s(const struct table *t)
 
 	for (k = 0; k < t->n; k++)
 		if (!t->rows[k].skipped)
-			s += (double)(t->rows[k].repeat - t->rows[k].n_runs) *
+			s += (double)(t->rows[k].repeat *
+				      t->rows[k].runs_per_round -
+				      t->rows[k].n_runs) *
 			     ((double)t->rows[k].duration_ns / NS_PER_SEC +
 			      (t->rows[k].sc->processes == 2 ? 0.1 : 0.01));
 	return s;
@@ -542,7 +587,7 @@ static void progress(const struct row *r, size_t done, size_t total,
 	snprintf(line, sizeof(line),
 		 "[%3zu/%3zu] %3.0f s elapsed, ~%3.0f s left: %s %s %s, run %u/%u",
 		 done + 1, total, elapsed, left, r->impl, r->variant->name,
-		 r->sc->name, r->n_runs + 1, r->repeat);
+		 r->sc->name, r->n_runs + 1, r->repeat * r->runs_per_round);
 	if (tty) {
 		fprintf(stderr, "\r%s\033[K", line);
 	} else if (done == 0 || elapsed - last >= 10) {
@@ -552,47 +597,126 @@ static void progress(const struct row *r, size_t done, size_t total,
 	}
 }
 
-static void run_all(struct table *t, const struct placement *pl,
-		    const struct options *o)
+/* One run of the schedule. */
+struct step {
+	struct row *row;
+	unsigned int pair;	/* the anchor's run it runs next to */
+};
+
+/*
+ * The schedule: round after round; in each round the scenarios in table
+ * order, and in each scenario its other rows two by two, each pair around
+ * a run of the anchor: B A C.  The next round swaps them, C A B, so that
+ * each of B and C runs once before and once after the anchor's run it is
+ * compared with (ABBA: a drift within the triple moves the ratios both
+ * ways, and their median cancels it).  A scenario without an anchor runs
+ * its rows one after the other.  @return how many steps, or -ENOMEM.
+ */
+static ssize_t schedule_build(const struct table *t, struct step **out)
 {
-	unsigned int round, max_rep = 0;
-	size_t k, done = 0, total = 0;
+	size_t total = 0, n = 0, k, s, m, j;
+	unsigned int round, rounds = 0;
+	struct row **others = calloc(t->n ? t->n : 1, sizeof(*others));
+	struct step *st;
+
+	for (k = 0; k < t->n; k++) {
+		total += t->rows[k].repeat * t->rows[k].runs_per_round;
+		if (t->rows[k].repeat > rounds)
+			rounds = t->rows[k].repeat;
+	}
+	st = calloc(total ? total : 1, sizeof(*st));
+	if (!st || !others) {
+		free(st);
+		free(others);
+		return -ENOMEM;
+	}
+	for (round = 0; round < rounds; round++) {
+		for (s = 0; s < N_SCENARIOS; s++) {
+			struct row *anchor = NULL;
+
+			for (k = m = 0; k < t->n; k++) {
+				struct row *r = &t->rows[k];
+
+				if (r->sc != &scenarios[s] || r->repeat <= round)
+					continue;
+				if (is_anchor(r))
+					anchor = r;
+				else
+					others[m++] = r;
+			}
+			if (!anchor) {
+				for (j = 0; j < m; j++)
+					st[n++] = (struct step){ others[j], 0 };
+				continue;
+			}
+			if (!m)
+				st[n++] = (struct step){ anchor, 0 };
+			for (j = 0; j < m; j += 2) {
+				struct row *b = others[j];
+				struct row *c = j + 1 < m ? others[j + 1] : NULL;
+				unsigned int a_run =
+					round * anchor->runs_per_round +
+					(unsigned int)(j / 2);
+
+				if (round % 2) {	/* C A B */
+					if (c)
+						st[n++] = (struct step){ c, a_run };
+					st[n++] = (struct step){ anchor, 0 };
+					st[n++] = (struct step){ b, a_run };
+				} else {		/* B A C */
+					st[n++] = (struct step){ b, a_run };
+					st[n++] = (struct step){ anchor, 0 };
+					if (c)
+						st[n++] = (struct step){ c, a_run };
+				}
+			}
+		}
+	}
+	free(others);
+	*out = st;
+	return (ssize_t)n;
+}
+
+static int run_all(struct table *t, const struct placement *pl,
+		   const struct options *o)
+{
+	struct step *steps;
+	ssize_t n_steps = schedule_build(t, &steps), i;
+	size_t done = 0, total = (size_t)n_steps;
 	bool tty = isatty(STDERR_FILENO);
 	int64_t t0 = now_ns();
 
-	for (k = 0; k < t->n; k++) {
-		total += t->rows[k].repeat;
-		if (t->rows[k].repeat > max_rep)
-			max_rep = t->rows[k].repeat;
-	}
-	for (round = 0; round < max_rep; round++) {
-		for (k = 0; k < t->n; k++) {
-			struct row *r = &t->rows[k];
-			struct run_result *res;
-			double elapsed = (double)(now_ns() - t0) / NS_PER_SEC;
-			const char *why = NULL;
+	if (n_steps < 0)
+		return (int)n_steps;
+	for (i = 0; i < n_steps; i++) {
+		struct row *r = steps[i].row;
+		struct run_result *res;
+		double elapsed = (double)(now_ns() - t0) / NS_PER_SEC;
+		const char *why = NULL;
 
-			if (r->repeat <= round || r->skipped)
-				continue;
-			progress(r, done, total, elapsed, planned_s(t), tty);
-			res = &r->runs[r->n_runs];
-			if (r->tim) {
-				run_threads(r->tim, r->variant, r->sc, pl,
-					    r->duration_ns, o->ring_bytes, res);
-			} else if (run_xproc(r->xim, r->variant, r->sc, pl,
-					     r->duration_ns, res, &why) ==
-				   -ENOTSUP) {
-				/* Cannot run here: skip the row, say why. */
-				r->skipped = why ? why : "cannot run here";
-				total -= r->repeat - r->n_runs;
-				continue;
-			}
-			r->n_runs++;
-			done++;
+		if (r->skipped)
+			continue;
+		progress(r, done, total, elapsed, planned_s(t), tty);
+		res = &r->runs[r->n_runs];
+		if (r->tim) {
+			run_threads(r->tim, r->variant, r->sc, pl,
+				    r->duration_ns, o->ring_bytes, res);
+		} else if (run_xproc(r->xim, r->variant, r->sc, pl,
+				     r->duration_ns, res, &why) == -ENOTSUP) {
+			/* Cannot run here: skip the row, say why. */
+			r->skipped = why ? why : "cannot run here";
+			total -= r->repeat * r->runs_per_round - r->n_runs;
+			continue;
 		}
+		if (r->anchor)
+			r->pair[r->n_runs] = steps[i].pair;
+		r->n_runs++;
+		done++;
 	}
 	if (tty)
 		fprintf(stderr, "\r\033[K");
+	free(steps);
+	return 0;
 }
 
 /*
@@ -747,7 +871,10 @@ int main(int argc, char **argv)
 	t0 = now_ns();
 	if (t.n) {
 		warm_up(&pl, &o);
-		run_all(&t, &pl, &o);
+		if (run_all(&t, &pl, &o)) {
+			fprintf(stderr, "apq-bench: out of memory\n");
+			return 1;
+		}
 	}
 	netback_run_all(nb, n_nb, &nbs);
 	ri.elapsed_s = (double)(now_ns() - t0) / NS_PER_SEC;
@@ -816,8 +943,10 @@ int main(int argc, char **argv)
 		printf("\nself-check: %s (%zu rows)\n",
 		       problems ? "FAILED" : "ok", t.n);
 	}
-	for (k = 0; k < t.n; k++)
+	for (k = 0; k < t.n; k++) {
 		free(t.rows[k].runs);
+		free(t.rows[k].pair);
+	}
 	free(t.rows);
 	return failed || problems ? 1 : 0;
 }

@@ -17,6 +17,10 @@ Passes if apq-bench succeeds and
   - the netback section's rows (group "netback") have their own keys: each
     that ran measured a throughput, and the relays' rows (all but veth)
     their frames, wakeups per frame and CPU per Gbit/s;
+  - the paired ratios (group "ratios", and the goals' *_paired members)
+    are consistent: n pairs, min <= median <= max, crosses_one exactly
+    when min < 1 < max; and every row that ran in a scenario with apq
+    adaptive has its ratios, one pair per run;
   - the CSV next to it has the same rows, and the PNGs are there when
     gnuplot is.
 Independent of apq-bench's own writer, so a malformed file (a NaN, a
@@ -153,19 +157,126 @@ def is_goals(row):
     return isinstance(row, dict) and row.get("group") == "goals"
 
 
+def is_ratios(row):
+    return isinstance(row, dict) and row.get("group") == "ratios"
+
+
+def is_summary(row):
+    return is_goals(row) or is_ratios(row)
+
+
+SPREAD = {
+    "n": ((int,), False),
+    "median": (NUM, False),
+    "min": (NUM, False),
+    "max": (NUM, False),
+    "crosses_one": ((bool,), False),
+}
+
+
+def spread_problems(name, s):
+    """A paired ratio: null (no pair), or its median and range over n."""
+    if s is None:
+        return []
+    if not isinstance(s, dict):
+        return [f"{name}: not an object: {s!r}"]
+    problems = type_problems(name, s, SPREAD)
+    if problems:
+        return problems
+    if s["n"] < 1:
+        problems.append(f"{name}: n {s['n']}")
+    if not s["min"] <= s["median"] <= s["max"]:
+        problems.append(f"{name}: median {s['median']} outside "
+                        f"[{s['min']}, {s['max']}]")
+    if s["crosses_one"] != (s["min"] < 1 < s["max"]):
+        problems.append(f"{name}: crosses_one {s['crosses_one']} for "
+                        f"[{s['min']}, {s['max']}]")
+    return problems
+
+
 def goals_problems(i, row):
-    """The goals summary: each goal a ratio pair and a verdict."""
+    """The goals summary: each goal its paired ratios and a verdict, or
+    why it was skipped."""
     goals = row.get("goals")
     if not isinstance(goals, dict):
         return [f"row {i}: goals without a 'goals' object"]
     problems = []
     for name, g in goals.items():
-        problems += type_problems(f"goal {name}", g, {
-            "versus": ((str,), False),
-            "cost_ratio": (NUM, True),
-            "p50_ratio": (NUM, True),
+        name = f"goal {name}"
+        p = type_problems(name, g, {
             "pass": ((bool,), False),
+            "skipped": ((bool,), False),
         })
+        if p:
+            problems += p
+            continue
+        if g["skipped"]:
+            problems += skip_problems(name, g)
+            continue
+        problems += type_problems(name, g, {"versus": ((str,), False)})
+        paired = [k for k in g if k.endswith("_paired")]
+        if not paired:
+            problems.append(f"{name}: no paired ratio")
+        for key in paired:
+            problems += spread_problems(f"{name}: {key}", g[key])
+            plain = key[:-len("_paired")]
+            if g[key] is not None and g.get(plain) != g[key]["median"]:
+                problems.append(f"{name}: {plain} {g.get(plain)} is not "
+                                f"the median {g[key]['median']}")
+    return problems
+
+
+RATIO_METRICS = ("pps", "consumer_cpu", "cost", "p50", "wakeups")
+
+
+def ratios_problems(i, row):
+    """apq adaptive / each other row of its scenario, paired."""
+    ratios = row.get("ratios")
+    if not isinstance(ratios, list):
+        return [f"row {i}: ratios without a 'ratios' list"]
+    problems = []
+    for j, r in enumerate(ratios):
+        name = f"ratio {j}"
+        p = type_problems(name, r, {
+            "scenario": ((str,), False),
+            "processes": ((int,), False),
+            "versus_impl": ((str,), False),
+            "versus_policy": ((str,), False),
+        })
+        if p:
+            problems += p
+            continue
+        name = (f"ratio apq adaptive / {r['versus_impl']} "
+                f"{r['versus_policy']} {r['scenario']}")
+        for key in RATIO_METRICS:
+            if key not in r:
+                problems.append(f"{name}: no key {key!r}")
+            else:
+                problems += spread_problems(f"{name}: {key}", r[key])
+    return problems
+
+
+def pairing_problems(ran, ratios):
+    """Every row that ran beside apq adaptive has one pair per run."""
+    problems = []
+    found = {(r["scenario"], r["versus_impl"], r["versus_policy"]): r
+             for r in ratios}
+    anchors = {(r["scenario"], r["processes"]): r for r in ran
+               if r["impl"] == "apq" and r["policy"] == "adaptive"}
+    for r in ran:
+        anchor = anchors.get((r["scenario"], r["processes"]))
+        if not anchor or r is anchor or r["group"] == "idle":
+            continue
+        name = f"{r['impl']} {r['policy']} {r['scenario']}"
+        got = found.get((r["scenario"], r["impl"], r["policy"]))
+        if got is None:
+            problems.append(f"{name}: no paired ratios with apq adaptive")
+        elif got["pps"] is None or got["pps"]["n"] != r["runs"]:
+            problems.append(f"{name}: {r['runs']} runs, paired pkt/s "
+                            f"ratios {got['pps']}")
+        if anchor["runs"] < r["runs"]:
+            problems.append(f"{name}: {r['runs']} runs, apq adaptive "
+                            f"only {anchor['runs']}")
     return problems
 
 
@@ -177,6 +288,8 @@ def row_problems(i, row):
         return netback_problems(i, row)
     if is_goals(row):
         return goals_problems(i, row)
+    if is_ratios(row):
+        return ratios_problems(i, row)
     problems = type_problems(f"row {i}", row, REQUIRED)
     if problems:
         return problems
@@ -264,7 +377,7 @@ def main(argv):
             for name in sorted(listed_impls(bench) - impls):
                 problems.append(f"queue {name}: neither rows nor a reason "
                                 "for skipping it")
-            ran = [r for r in rows if not is_goals(r) and not r["skipped"]
+            ran = [r for r in rows if not is_summary(r) and not r["skipped"]
                    and not is_netback(r)]
             for scen in sorted({r["scenario"] for r in ran}):
                 if not any(r["impl"] == "apq" and r["scenario"] == scen
@@ -274,8 +387,10 @@ def main(argv):
                 if not any(r["impl"] == "apq" and r["processes"] == procs
                            for r in ran):
                     problems.append(f"no apq row with {procs} process(es)")
+            ratios = [x for r in rows if is_ratios(r) for x in r["ratios"]]
+            problems += pairing_problems(ran, ratios)
         queue_rows = [r for r in rows
-                      if not is_netback(r) and not is_goals(r)]
+                      if not is_netback(r) and not is_summary(r)]
         with open(os.path.join(tmp, "out.csv"), encoding="utf-8") as f:
             n_csv = sum(1 for _ in csv.DictReader(f))
         if n_csv != len(queue_rows):

@@ -195,7 +195,19 @@ struct row {
 	const struct bench_xproc_impl *xim;
 	bool counts_wakeups;
 	struct run_result *runs;
-	unsigned int n_runs, repeat;
+	unsigned int n_runs;
+	unsigned int repeat;		/* rounds */
+	unsigned int runs_per_round;	/* the anchor's: one per pair of
+					 * other rows; 1 for the others */
+	/*
+	 * Paired ratios: every ratio against apq adaptive (the scenario's
+	 * anchor) is taken between runs made next to each other, so that a
+	 * minute of a slow host moves both.  Run i of this row ran right
+	 * next to run pair[i] of its anchor; anchor is NULL for the anchor
+	 * itself and for a scenario without one.
+	 */
+	const struct row *anchor;
+	unsigned int *pair;
 	int64_t duration_ns;
 	const char *skipped;	/* why, or NULL */
 

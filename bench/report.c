@@ -10,6 +10,12 @@
  * the other queues they are the futex wake syscalls of each side's thread
  * (tracepoint), or unknown.  The tracepoint's count is kept for apq as well
  * (futex_wakes_per_pkt), as a check on the library's.
+ *
+ * Ratios against apq adaptive are paired: ratio i is taken between two runs
+ * made right next to each other (apq-bench.c's schedule), and the report
+ * gives the median of those ratios and their range.  The host's speed
+ * swings by 3-4x from minute to minute; a pair of runs shares its minute,
+ * a ratio of two rows' medians need not.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -70,6 +76,63 @@ static bool run_failed(const struct row *row, const struct run_result *r)
 	       (row->sc->kind != SCEN_IDLE && r->sent == 0);
 }
 
+/* One run's wakeups per packet: the producer's (*wpp) and the consumer's
+ * (*swpp); NAN unknown. */
+static void run_wakeups(const struct row *row, const struct run_result *r,
+			double *wpp, double *swpp)
+{
+	double pk = (double)r->received;
+
+	if (row->counts_wakeups) {
+		*wpp = per((double)r->prod.wakeups, pk);
+		*swpp = per((double)r->cons.wakeups, pk);
+	} else if (r->pm.futex_wakes >= 0 && r->cm.futex_wakes >= 0) {
+		*wpp = per((double)r->pm.futex_wakes, pk);
+		*swpp = per((double)r->cm.futex_wakes, pk);
+	} else {
+		*wpp = *swpp = NAN;
+	}
+}
+
+/* One run's producer CPU inside its send calls, s/s (in-process only). */
+static double run_call_cpu(const struct row *row, const struct run_result *r)
+{
+	double call = per((double)r->call_cpu_ns, (double)r->pm.wall_ns);
+	double prod = per((double)r->pm.cpu_ns, (double)r->pm.wall_ns);
+
+	if (row->sc->processes != 1)
+		return NAN;
+	/* The calls' CPU is part of the thread's: a sampled window that
+	 * caught more (the CPU clock's reads cost more than a send, and
+	 * disturb it) is capped there. */
+	return call > prod ? prod : call;
+}
+
+/* What the ratios compare. */
+enum metric { M_PPS, M_CPU, M_COST, M_P50, M_WPP };
+
+static double run_metric(const struct row *row, const struct run_result *r,
+			 enum metric m)
+{
+	double wpp, swpp;
+
+	switch (m) {
+	case M_PPS:
+		return r->t_ns > 0 ? (double)r->received * NS_PER_SEC /
+				     (double)r->t_ns : 0;
+	case M_CPU:
+		return per((double)r->cm.cpu_ns, (double)r->cm.wall_ns);
+	case M_COST:
+		return run_metric(row, r, M_CPU) + run_call_cpu(row, r);
+	case M_P50:
+		return r->lat.count ? (double)hist_quantile(&r->lat, 0.5) : NAN;
+	case M_WPP:
+	default:
+		run_wakeups(row, r, &wpp, &swpp);
+		return wpp + (isnan(swpp) ? 0 : swpp);
+	}
+}
+
 void row_summarise(struct row *row)
 {
 	unsigned int n = row->n_runs, i;
@@ -99,16 +162,8 @@ void row_summarise(struct row *row)
 		row->arrived += r->received;
 		row->badpk += r->bad;
 		row->rescues += r->prod.rescues + r->cons.rescues;
-		pps[i] = r->t_ns > 0 ? pk * NS_PER_SEC / (double)r->t_ns : 0;
-		if (row->counts_wakeups) {
-			wpp[i] = per((double)r->prod.wakeups, pk);
-			swpp[i] = per((double)r->cons.wakeups, pk);
-		} else if (r->pm.futex_wakes >= 0 && r->cm.futex_wakes >= 0) {
-			wpp[i] = per((double)r->pm.futex_wakes, pk);
-			swpp[i] = per((double)r->cm.futex_wakes, pk);
-		} else {
-			wpp[i] = swpp[i] = NAN;
-		}
+		pps[i] = run_metric(row, r, M_PPS);
+		run_wakeups(row, r, &wpp[i], &swpp[i]);
 		if (r->pm.futex_wakes < 0 || r->cm.futex_wakes < 0)
 			have_futex = false;
 		fw[i] = have_futex ? per((double)(r->pm.futex_wakes +
@@ -119,24 +174,17 @@ void row_summarise(struct row *row)
 				   : NAN;
 		cs[i] = per((double)r->cons.sleeps, pk);
 		ps[i] = per((double)r->prod.sleeps, pk);
-		cc[i] = per((double)r->cm.cpu_ns, (double)r->cm.wall_ns);
+		cc[i] = run_metric(row, r, M_CPU);
 		pc[i] = per((double)r->pm.cpu_ns, (double)r->pm.wall_ns);
-		pl[i] = row->sc->processes == 1
-			? per((double)r->call_cpu_ns, (double)r->pm.wall_ns)
-			: NAN;
-		/* The calls' CPU is part of the thread's: a sampled window
-		 * that caught more (the CPU clock's reads cost more than a
-		 * send, and disturb it) is capped there. */
-		if (pl[i] > pc[i])
-			pl[i] = pc[i];
-		co[i] = cc[i] + pl[i];
+		pl[i] = run_call_cpu(row, r);
+		co[i] = run_metric(row, r, M_COST);
 		wall = (double)(r->pm.wall_ns > r->cm.wall_ns ? r->pm.wall_ns
 							      : r->cm.wall_ns);
 		rq[i] = per((double)(r->pm.runq_ns + r->cm.runq_ns), wall);
 		st[i] = r->steal;
 		oc[i] = r->other_cpu;
 		if (r->lat.count) {
-			p50[i] = (double)hist_quantile(&r->lat, 0.5);
+			p50[i] = run_metric(row, r, M_P50);
 			p99[i] = (double)hist_quantile(&r->lat, 0.99);
 			p999[i] = (double)hist_quantile(&r->lat, 0.999);
 			if (isnan(row->pmax) || (double)r->lat.max > row->pmax)
@@ -422,8 +470,6 @@ static size_t peer_cols(struct row *rows, size_t n, unsigned int processes,
 	return nc;
 }
 
-enum metric { M_PPS, M_CPU, M_P50, M_WPP };
-
 static double metric(const struct row *r, enum metric m)
 {
 	if (!r)
@@ -433,6 +479,8 @@ static double metric(const struct row *r, enum metric m)
 		return r->pps;
 	case M_CPU:
 		return r->ccpu;
+	case M_COST:
+		return r->cost;
 	case M_P50:
 		return r->p50;
 	case M_WPP:
@@ -440,6 +488,103 @@ static double metric(const struct row *r, enum metric m)
 		return r->wpp + (isnan(r->swpp) ? 0 : r->swpp);
 	}
 }
+
+/* ---- paired ratios ---- */
+
+/* A ratio over pairs of runs: their median and range. */
+struct spread {
+	double med, min, max;	/* NAN without a pair */
+	unsigned int n;		/* pairs with both values known */
+	bool crosses_one;	/* min < 1 < max: the pairs disagree on which
+				 * is ahead, so the comparison is not decided */
+};
+
+/*
+ * a's metric over b's, pair by pair: a row's run i with its anchor's run
+ * pair[i], next to which it ran; two rows of a scenario that are not each
+ * other's anchor, their runs of the same round.
+ */
+static struct spread paired(const struct row *a, const struct row *b,
+			    enum metric m)
+{
+	struct spread s = { NAN, NAN, NAN, 0, false };
+	unsigned int n, i, ia, ib;
+	double *x, v;
+
+	if (!a || !b)
+		return s;
+	if (b->anchor == a)
+		n = b->n_runs;
+	else if (a->anchor == b)
+		n = a->n_runs;
+	else
+		n = a->n_runs < b->n_runs ? a->n_runs : b->n_runs;
+	x = calloc(n ? n : 1, sizeof(*x));
+	if (!x)
+		return s;
+	for (i = 0; i < n; i++) {
+		ia = b->anchor == a ? b->pair[i] : i;
+		ib = a->anchor == b ? a->pair[i] : i;
+		if (ia >= a->n_runs || ib >= b->n_runs)
+			continue;
+		v = ratio(run_metric(a, &a->runs[ia], m),
+			  run_metric(b, &b->runs[ib], m));
+		if (!isnan(v))
+			x[s.n++] = v;
+	}
+	if (s.n) {
+		s.med = median(x, s.n);		/* sorts x */
+		s.min = x[0];
+		s.max = x[s.n - 1];
+		s.crosses_one = s.min < 1 && s.max > 1;
+	}
+	free(x);
+	return s;
+}
+
+/* Three significant digits, and no exponent from 1000 up. */
+static const char *fmt_g3(char *b, size_t n, double x)
+{
+	snprintf(b, n, x >= 1000 ? "%.0f" : "%.3g", x);
+	return b;
+}
+
+/* "1.18x [0.953..1.31]?": the median of the paired ratios, their range
+ * (from two pairs on), and "?" when the range crosses 1. */
+static const char *fmt_spread(char *b, size_t n, const struct spread *s)
+{
+	char med[16], lo[16], hi[16];
+
+	if (!s->n)
+		snprintf(b, n, "-");
+	else if (s->n == 1)
+		snprintf(b, n, "%sx", fmt_g3(med, sizeof(med), s->med));
+	else
+		snprintf(b, n, "%sx [%s..%s]%s",
+			 fmt_g3(med, sizeof(med), s->med),
+			 fmt_g3(lo, sizeof(lo), s->min),
+			 fmt_g3(hi, sizeof(hi), s->max),
+			 s->crosses_one ? "?" : "");
+	return b;
+}
+
+/* `, "key": {"median": .., "min": .., "max": .., "n": .., "crosses_one":
+ * ..}`, or null without a pair. */
+static void json_spread(FILE *f, const char *key, const struct spread *s)
+{
+	if (!s->n) {
+		fprintf(f, ", \"%s\": null", key);
+		return;
+	}
+	fprintf(f, ", \"%s\": {\"n\": %u", key, s->n);
+	report_json_num(f, "median", s->med);
+	report_json_num(f, "min", s->min);
+	report_json_num(f, "max", s->max);
+	fprintf(f, ", \"crosses_one\": %s}", s->crosses_one ? "true" : "false");
+}
+
+/* The width of a ratio with its range in the tables. */
+#define SPREAD_W	24
 
 /* One matrix of apq adaptive / each peer (a line per peer, a column per
  * scenario of `groups`). */
@@ -450,7 +595,7 @@ static void print_matrix(FILE *f, struct row *rows, size_t n,
 	struct peer_col cols[32];
 	const struct row *apq[16];
 	size_t nc = peer_cols(rows, n, processes, cols, 32), na = 0, c, k;
-	char b[24], h[48];
+	char b[64], h[48];
 
 	/* The scenarios: where apq adaptive ran, in table order. */
 	for (k = 0; k < n && na < 16; k++) {
@@ -466,18 +611,18 @@ static void print_matrix(FILE *f, struct row *rows, size_t n,
 		return;
 	fprintf(f, "\n%s\n  %-30s", title, "peer");
 	for (k = 0; k < na; k++)
-		fprintf(f, " %15s", apq[k]->sc->name);
+		fprintf(f, " %*s", SPREAD_W, apq[k]->sc->name);
 	fprintf(f, "\n");
 	for (c = 0; c < nc; c++) {
 		snprintf(h, sizeof(h), "%s %s", cols[c].impl, cols[c].variant);
 		fprintf(f, "  %-30s", h);
 		for (k = 0; k < na; k++) {
-			const struct row *p = find(rows, n, cols[c].impl,
-						   cols[c].variant,
-						   apq[k]->sc->name);
+			struct spread x = paired(apq[k],
+				find(rows, n, cols[c].impl, cols[c].variant,
+				     apq[k]->sc->name), m);
 
-			fprintf(f, " %15s", fmt_x(b, sizeof(b),
-				ratio(metric(apq[k], m), metric(p, m))));
+			fprintf(f, " %*s", SPREAD_W,
+				fmt_spread(b, sizeof(b), &x));
 		}
 		fprintf(f, "\n");
 	}
@@ -486,12 +631,13 @@ static void print_matrix(FILE *f, struct row *rows, size_t n,
 /* apq adaptive's wakeups (both directions) / apq always's. */
 static void print_wakeup_ratios(FILE *f, struct row *rows, size_t n)
 {
-	char a[16], b[16], x[24];
+	char a[16], b[16], x[64];
 	bool any = false;
 	size_t k;
 
 	for (k = 0; k < n; k++) {
 		const struct row *r = &rows[k], *al;
+		struct spread s;
 
 		if (strcmp(r->impl, "apq") || strcmp(r->variant->name,
 						     "adaptive") ||
@@ -503,17 +649,17 @@ static void print_wakeup_ratios(FILE *f, struct row *rows, size_t n)
 		if (!any) {
 			fprintf(f, "\nwakeups per packet, both directions: apq "
 				"adaptive vs apq always (ALWAYS_NOTIFY)\n"
-				"  %-16s %5s %9s %9s %10s\n", "scenario",
-				"procs", "adaptive", "always",
+				"  %-16s %5s %9s %9s %*s\n", "scenario",
+				"procs", "adaptive", "always", SPREAD_W,
 				"adapt/alw");
 			any = true;
 		}
-		fprintf(f, "  %-16s %5u %9s %9s %10s\n", r->sc->name,
+		s = paired(r, al, M_WPP);
+		fprintf(f, "  %-16s %5u %9s %9s %*s\n", r->sc->name,
 			r->sc->processes,
 			fmt_wk(a, sizeof(a), metric(r, M_WPP), r->wake_src),
 			fmt_wk(b, sizeof(b), metric(al, M_WPP), al->wake_src),
-			fmt_x(x, sizeof(x), ratio(metric(r, M_WPP),
-						  metric(al, M_WPP))));
+			SPREAD_W, fmt_spread(x, sizeof(x), &s));
 	}
 }
 
@@ -535,36 +681,52 @@ static void target(FILE *f, const char *what, enum verdict v, const char *how)
 	fprintf(f, "  %-7s %-58s %s\n", verdict_name[v], what, how);
 }
 
+/* "x (a vs b pkt/s)": a paired pkt/s ratio and the two medians. */
+static const char *how_pps(char *how, size_t n, const struct row *a,
+			   const struct row *b, const struct spread *x)
+{
+	char sx[64], x1[24], x2[24];
+
+	snprintf(how, n, "%s (%s vs %s pkt/s)", fmt_spread(sx, sizeof(sx), x),
+		 fmt_rate(x1, sizeof(x1), metric(a, M_PPS)),
+		 fmt_rate(x2, sizeof(x2), metric(b, M_PPS)));
+	return how;
+}
+
 static void print_targets(FILE *f, struct row *rows, size_t n)
 {
 	const struct row *a, *b, *c;
-	char how[200], x1[24], x2[24];
-	double worst = NAN, x;
+	char how[200], x1[24], x2[24], sx[64], bx[24];
+	double worst = NAN;
+	struct spread x;
 	size_t k;
 
-	fprintf(f, "\ntargets (apq = apq adaptive, the default policy)\n");
+	fprintf(f, "\ntargets (apq = apq adaptive, the default policy; "
+		"ratios as above)\n");
 
 	a = find(rows, n, "apq", "adaptive", "single-8");
 	b = find(rows, n, "ck_ring", NULL, "single-8");
 	c = find(rows, n, "apq", "busy", "single-8");
-	x = ratio(metric(a, M_PPS), metric(b, M_PPS));
-	snprintf(how, sizeof(how), "%.3gx (%s vs %s pkt/s; apq busy %.3gx)",
-		 x, fmt_rate(x1, sizeof(x1), metric(a, M_PPS)),
+	x = paired(a, b, M_PPS);
+	snprintf(how, sizeof(how), "%s (%s vs %s pkt/s; apq busy %s)",
+		 fmt_spread(sx, sizeof(sx), &x),
+		 fmt_rate(x1, sizeof(x1), metric(a, M_PPS)),
 		 fmt_rate(x2, sizeof(x2), metric(b, M_PPS)),
-		 ratio(metric(c, M_PPS), metric(b, M_PPS)));
+		 fmt_x(bx, sizeof(bx), paired(c, b, M_PPS).med));
 	target(f, "unpaced 8 B single: apq >= 2.0x ck_ring SPSC",
-	       judge(x, 2.0, true), how);
+	       judge(x.med, 2.0, true), how);
 
 	a = find(rows, n, "apq", "adaptive", "burst32-8");
 	b = find(rows, n, "rte_ring", "busy-poll-burst", "burst32-8");
 	c = find(rows, n, "apq", "busy", "burst32-8");
-	x = ratio(metric(a, M_PPS), metric(b, M_PPS));
-	snprintf(how, sizeof(how), "%.3gx (%s vs %s pkt/s; apq busy %.3gx)",
-		 x, fmt_rate(x1, sizeof(x1), metric(a, M_PPS)),
+	x = paired(a, b, M_PPS);
+	snprintf(how, sizeof(how), "%s (%s vs %s pkt/s; apq busy %s)",
+		 fmt_spread(sx, sizeof(sx), &x),
+		 fmt_rate(x1, sizeof(x1), metric(a, M_PPS)),
 		 fmt_rate(x2, sizeof(x2), metric(b, M_PPS)),
-		 ratio(metric(c, M_PPS), metric(b, M_PPS)));
+		 fmt_x(bx, sizeof(bx), paired(c, b, M_PPS).med));
 	target(f, "unpaced 8 B burst-32: apq >= 1.0x rte_ring burst",
-	       judge(x, 1.0, true), how);
+	       judge(x.med, 1.0, true), how);
 
 	c = NULL;
 	for (k = 0; k < n; k++) {
@@ -593,17 +755,19 @@ static void print_targets(FILE *f, struct row *rows, size_t n)
 
 	a = find(rows, n, "apq", "adaptive", "load-10k");
 	b = find(rows, n, "mutex-condvar", NULL, "load-10k");
-	x = ratio(metric(a, M_CPU), metric(b, M_CPU));
-	snprintf(how, sizeof(how), "%.3gx (%.3f vs %.3f)", x, metric(a, M_CPU),
+	x = paired(a, b, M_CPU);
+	snprintf(how, sizeof(how), "%s (%.3f vs %.3f)",
+		 fmt_spread(sx, sizeof(sx), &x), metric(a, M_CPU),
 		 metric(b, M_CPU));
 	target(f, "10k pkt/s: consumer CPU <= 0.5x mutex+condvar",
-	       judge(x, 0.5, false), how);
-	x = ratio(metric(a, M_P50), metric(b, M_P50));
-	snprintf(how, sizeof(how), "%.3gx (%s vs %s)", x,
+	       judge(x.med, 0.5, false), how);
+	x = paired(a, b, M_P50);
+	snprintf(how, sizeof(how), "%s (%s vs %s)",
+		 fmt_spread(sx, sizeof(sx), &x),
 		 fmt_ns(x1, sizeof(x1), metric(a, M_P50)),
 		 fmt_ns(x2, sizeof(x2), metric(b, M_P50)));
 	target(f, "10k pkt/s: p50 latency <= mutex+condvar's",
-	       judge(x, 1.0, false), how);
+	       judge(x.med, 1.0, false), how);
 
 	a = find(rows, n, "apq", "adaptive", "idle");
 	snprintf(how, sizeof(how), "%.4f of a core", metric(a, M_CPU));
@@ -614,35 +778,31 @@ static void print_targets(FILE *f, struct row *rows, size_t n)
 	a = find(rows, n, "apq", "adaptive", "x-stream-8");
 	b = find(rows, n, "iceoryx", NULL, "x-stream-8");
 	c = find(rows, n, "boost-mq", NULL, "x-stream-8");
-	x = ratio(metric(a, M_PPS), metric(b, M_PPS));
-	snprintf(how, sizeof(how), "%.3gx (%s vs %s pkt/s)", x,
-		 fmt_rate(x1, sizeof(x1), metric(a, M_PPS)),
-		 fmt_rate(x2, sizeof(x2), metric(b, M_PPS)));
-	target(f, "2 processes, 8 B: apq >= 10x iceoryx", judge(x, 10, true),
-	       how);
-	x = ratio(metric(a, M_PPS), metric(c, M_PPS));
-	snprintf(how, sizeof(how), "%.3gx (%s vs %s pkt/s)", x,
-		 fmt_rate(x1, sizeof(x1), metric(a, M_PPS)),
-		 fmt_rate(x2, sizeof(x2), metric(c, M_PPS)));
+	x = paired(a, b, M_PPS);
+	target(f, "2 processes, 8 B: apq >= 10x iceoryx",
+	       judge(x.med, 10, true), how_pps(how, sizeof(how), a, b, &x));
+	x = paired(a, c, M_PPS);
 	target(f, "2 processes, 8 B: apq >= 5x Boost message_queue",
-	       judge(x, 5, true), how);
+	       judge(x.med, 5, true), how_pps(how, sizeof(how), a, c, &x));
 
 	a = find(rows, n, "apq", "adaptive", "x-pingpong-1k");
 	b = find(rows, n, "apq", "always", "x-pingpong-1k");
-	x = ratio(metric(a, M_P50), metric(b, M_P50));
-	snprintf(how, sizeof(how), "round trip p50 %s vs %s (%.3gx)",
+	x = paired(a, b, M_P50);
+	snprintf(how, sizeof(how), "round trip p50 %s vs %s (%s)",
 		 fmt_ns(x1, sizeof(x1), metric(a, M_P50)),
-		 fmt_ns(x2, sizeof(x2), metric(b, M_P50)), x);
+		 fmt_ns(x2, sizeof(x2), metric(b, M_P50)),
+		 fmt_spread(sx, sizeof(sx), &x));
 	target(f, "blocking ping-pong (1k/s) no slower than futex/msg",
-	       judge(x, 1.0, false), how);
+	       judge(x.med, 1.0, false), how);
 	a = find(rows, n, "apq", "adaptive", "x-pingpong");
 	b = find(rows, n, "apq", "always", "x-pingpong");
-	x = ratio(metric(a, M_PPS), metric(b, M_PPS));
-	snprintf(how, sizeof(how), "%s vs %s round trips/s (%.3gx)",
+	x = paired(a, b, M_PPS);
+	snprintf(how, sizeof(how), "%s vs %s round trips/s (%s)",
 		 fmt_rate(x1, sizeof(x1), metric(a, M_PPS)),
-		 fmt_rate(x2, sizeof(x2), metric(b, M_PPS)), x);
+		 fmt_rate(x2, sizeof(x2), metric(b, M_PPS)),
+		 fmt_spread(sx, sizeof(sx), &x));
 	target(f, "back-to-back ping-pong no slower than futex/msg",
-	       judge(x, 1.0, true), how);
+	       judge(x.med, 1.0, true), how);
 	fprintf(f, "  (futex/msg baseline: apq ALWAYS_NOTIFY across the two "
 		"processes: one futex wake per message,\n"
 		"   a futex wait whenever the ring is empty; same ring and "
@@ -650,12 +810,9 @@ static void print_targets(FILE *f, struct row *rows, size_t n)
 
 	a = find(rows, n, "apq", "adaptive", "x-stream-64k-zc");
 	b = find(rows, n, "iceoryx", NULL, "x-stream-64k-zc");
-	x = ratio(metric(a, M_PPS), metric(b, M_PPS));
-	snprintf(how, sizeof(how), "%.3gx (%s vs %s pkt/s)", x,
-		 fmt_rate(x1, sizeof(x1), metric(a, M_PPS)),
-		 fmt_rate(x2, sizeof(x2), metric(b, M_PPS)));
+	x = paired(a, b, M_PPS);
 	target(f, "64 KiB zero copy: apq reserve/commit vs iceoryx loan",
-	       isnan(x) ? T_UNKNOWN : T_MET, how);
+	       x.n ? T_MET : T_UNKNOWN, how_pps(how, sizeof(how), a, b, &x));
 }
 
 /* ---- goals ---- */
@@ -681,7 +838,8 @@ static const char *const steady_scens[] = {
 
 struct goal {
 	const char *scen, *versus;
-	double cost, p50, vcost, vp50, cost_x, p50_x;
+	double cost, p50, vcost, vp50;
+	struct spread cost_x, p50_x;	/* paired: adaptive / versus */
 	bool pass;
 	bool behind;		/* the versus setting fell behind the load */
 };
@@ -706,6 +864,17 @@ static bool kept_up(struct row *rows, size_t n, const struct row *r)
 	return r->pps >= KEPT_UP * best;
 }
 
+static struct goal goal_versus(const struct row *a, const struct row *b,
+			       const char *scen)
+{
+	return (struct goal){
+		.scen = scen, .versus = b->variant->name,
+		.cost = a->cost, .p50 = a->p50,
+		.vcost = b->cost, .vp50 = b->p50,
+		.cost_x = paired(a, b, M_COST), .p50_x = paired(a, b, M_P50),
+	};
+}
+
 static size_t goals_compute(struct row *rows, size_t n, struct goal *g,
 			    size_t *n_steady)
 {
@@ -724,12 +893,9 @@ static size_t goals_compute(struct row *rows, size_t n, struct goal *g,
 		}
 		if (!a || !cheap)
 			continue;
-		g[m] = (struct goal){ steady_scens[k], cheap->variant->name,
-			a->cost, a->p50, cheap->cost, cheap->p50,
-			ratio(a->cost, cheap->cost), ratio(a->p50, cheap->p50),
-			false, false };
-		g[m].pass = g[m].cost_x <= GOAL_COST &&
-			    g[m].p50_x <= GOAL_P50 && kept_up(rows, n, a);
+		g[m] = goal_versus(a, cheap, steady_scens[k]);
+		g[m].pass = g[m].cost_x.med <= GOAL_COST &&
+			    g[m].p50_x.med <= GOAL_P50 && kept_up(rows, n, a);
 		m++;
 	}
 	*n_steady = m;
@@ -738,16 +904,14 @@ static size_t goals_compute(struct row *rows, size_t n, struct goal *g,
 		b = find(rows, n, "apq", fixed_settings[i], "load-shift");
 		if (!b)
 			continue;
-		g[m] = (struct goal){ "load-shift", fixed_settings[i],
-			a->cost, a->p50, b->cost, b->p50,
-			ratio(a->cost, b->cost), ratio(a->p50, b->p50), false,
-			!kept_up(rows, n, b) };
+		g[m] = goal_versus(a, b, "load-shift");
+		g[m].behind = !kept_up(rows, n, b);
 		/* A setting that fell behind lost on its own terms. */
 		g[m].pass = g[m].behind ||
-			    (g[m].cost_x <= SHIFT_BETTER &&
-			     g[m].p50_x <= SHIFT_WORSE) ||
-			    (g[m].p50_x <= SHIFT_BETTER &&
-			     g[m].cost_x <= SHIFT_WORSE);
+			    (g[m].cost_x.med <= SHIFT_BETTER &&
+			     g[m].p50_x.med <= SHIFT_WORSE) ||
+			    (g[m].p50_x.med <= SHIFT_BETTER &&
+			     g[m].cost_x.med <= SHIFT_WORSE);
 		g[m].pass = g[m].pass && kept_up(rows, n, a);
 		m++;
 	}
@@ -756,33 +920,167 @@ static size_t goals_compute(struct row *rows, size_t n, struct goal *g,
 
 #define GOALS_MAX	(N_STEADY + N_FIXED)
 
+/*
+ * Throughput goals: one row's pkt/s over another's in one scenario, at
+ * least `bound`.  null (send and receive only hand the packet over) is the
+ * harness's own ceiling; bare-ring (a busy-polling ring without wakeups or
+ * validation) the ceiling for any ring.
+ */
+struct pps_goal_spec {
+	const char *key;		/* in the JSON */
+	const char *scen;
+	const char *impl, *variant;	/* variant NULL: the impl's first */
+	const char *vs_impl, *vs_variant;	/* vs_impl NULL: the fastest
+						 * of other_queues */
+	double bound;
+};
+
+static const struct pps_goal_spec pps_goal_specs[] = {
+	/* The harness moves 5x what apq does: it takes under 20 % of
+	 * apq's time, so that apq's rows measure apq. */
+	{ "single-8 null / apq", "single-8", "null", NULL, "apq", "adaptive",
+	  5.0 },
+	{ "single-8 apq / fastest other queue", "single-8", "apq",
+	  "adaptive", NULL, NULL, 1.0 },
+	{ "burst32-8 apq / fastest other queue", "burst32-8", "apq",
+	  "adaptive", NULL, NULL, 1.0 },
+	/* Wakeups and validation cost apq under 20 % of the bare ring. */
+	{ "single-8 apq / bare-ring", "single-8", "apq", "adaptive",
+	  "bare-ring", NULL, 0.8 },
+	{ "x-stream-8 apq / bare-ring", "x-stream-8", "apq", "adaptive",
+	  "bare-ring", NULL, 0.8 },
+};
+#define N_PPS_GOALS	(sizeof(pps_goal_specs) / sizeof(pps_goal_specs[0]))
+
+/* The queues one would otherwise pick: apq's competition.  null and
+ * bare-ring are measures, not queues to pick. */
+static const char *const other_queues[] = {
+	"ck_ring", "rte_ring", "wfcqueue", "moodycamel", "mutex-condvar",
+};
+#define N_OTHER_QUEUES	(sizeof(other_queues) / sizeof(other_queues[0]))
+
+struct pps_goal {
+	const struct pps_goal_spec *spec;
+	const struct row *row, *vs;
+	struct spread x;	/* paired: row / vs */
+	bool pass;
+	char why[64];		/* why it was skipped; "" if it was not */
+};
+
+/* The other queue with the most pkt/s in scenario scen, or NULL. */
+static const struct row *fastest_other(struct row *rows, size_t n,
+				       const char *scen)
+{
+	const struct row *best = NULL;
+	size_t k, q;
+
+	for (k = 0; k < n; k++) {
+		const struct row *r = &rows[k];
+
+		if (strcmp(r->sc->name, scen) || r->skipped || !r->n_runs)
+			continue;
+		for (q = 0; q < N_OTHER_QUEUES; q++)
+			if (!strcmp(r->impl, other_queues[q]))
+				break;
+		if (q < N_OTHER_QUEUES && (!best || r->pps > best->pps))
+			best = r;
+	}
+	return best;
+}
+
+/* The throughput goals of the scenarios this run has rows in (the others
+ * are left out, not skipped).  @return how many. */
+static size_t pps_goals_compute(struct row *rows, size_t n, struct pps_goal *g)
+{
+	size_t i, k, m = 0;
+
+	for (i = 0; i < N_PPS_GOALS; i++) {
+		const struct pps_goal_spec *sp = &pps_goal_specs[i];
+		struct pps_goal *o = &g[m];
+
+		for (k = 0; k < n && strcmp(rows[k].sc->name, sp->scen); k++)
+			;
+		if (k == n)
+			continue;
+		*o = (struct pps_goal){ .spec = sp };
+		o->row = find(rows, n, sp->impl, sp->variant, sp->scen);
+		o->vs = sp->vs_impl ? find(rows, n, sp->vs_impl, sp->vs_variant,
+					   sp->scen)
+				    : fastest_other(rows, n, sp->scen);
+		if (!o->row || !o->vs)
+			snprintf(o->why, sizeof(o->why), "no %s row ran in %s",
+				 !o->row ? sp->impl : sp->vs_impl ? sp->vs_impl
+				 : "other queue's", sp->scen);
+		o->x = paired(o->row, o->vs, M_PPS);
+		o->pass = o->x.med >= sp->bound;
+		m++;
+	}
+	return m;
+}
+
+/* "impl variant" of a goal's row, or the name the spec gives it. */
+static const char *pps_goal_name(char *b, size_t n, const struct row *r,
+				 const char *impl)
+{
+	if (r)
+		snprintf(b, n, "%s %s", r->impl, r->variant->name);
+	else
+		snprintf(b, n, "%s", impl ? impl : "fastest other queue");
+	return b;
+}
+
 static void print_goals(FILE *f, struct row *rows, size_t n)
 {
 	struct goal g[GOALS_MAX];
+	struct pps_goal pg[N_PPS_GOALS];
 	size_t ns, m = goals_compute(rows, n, g, &ns), k;
-	char a[16], b[16];
+	size_t np = pps_goals_compute(rows, n, pg);
+	char a[48], b[48], cx[64], px[64], what[112], bound[16];
 
-	if (!m)
+	if (!m && !np)
 		return;
-	fprintf(f, "\ngoals (apq adaptive vs the fixed settings; cost = cons + "
-		"call, CPU s/s; a report, not a test)\n"
-		"  steady loads and bursty, vs the cheapest fixed setting: "
-		"cost <= %.2gx and p50 <= %.3gx\n", GOAL_COST, GOAL_P50);
+	fprintf(f, "\ngoals (apq adaptive; cost = cons + call, CPU s/s; "
+		"ratios as above; a report, not a test)\n");
+	if (ns)
+		fprintf(f, "  steady loads and bursty, vs the cheapest fixed "
+			"setting: cost <= %.2gx and p50 <= %.3gx\n", GOAL_COST,
+			GOAL_P50);
 	for (k = 0; k < m; k++) {
 		if (k == ns)
 			fprintf(f, "  load-shift, vs each fixed setting: %.0f%% "
 				"better on cost or p50, not %.0f%% worse on "
 				"the other\n", 100 * (1 - SHIFT_BETTER),
 				100 * (SHIFT_WORSE - 1));
-		fprintf(f, "  %-11s vs %-10s cost %.4f/%.4f = %5.2fx  p50 "
-			"%7s/%-7s = %5.2fx  %s\n", g[k].scen, g[k].versus,
-			g[k].cost, g[k].vcost, g[k].cost_x,
+		fprintf(f, "  %-11s vs %-10s cost %.4f/%.4f = %-*s p50 "
+			"%7s/%-7s = %-*s %s\n", g[k].scen, g[k].versus,
+			g[k].cost, g[k].vcost,
+			SPREAD_W, fmt_spread(cx, sizeof(cx), &g[k].cost_x),
 			fmt_ns(a, sizeof(a), g[k].p50),
-			fmt_ns(b, sizeof(b), g[k].vp50), g[k].p50_x,
+			fmt_ns(b, sizeof(b), g[k].vp50),
+			SPREAD_W, fmt_spread(px, sizeof(px), &g[k].p50_x),
 			g[k].pass ? "PASS" : "MISS");
 		if (g[k].behind)
 			fprintf(f, "  %-11s    (%s fell behind the load)\n", "",
 				g[k].versus);
+	}
+	if (np)
+		fprintf(f, "  pkt/s, against the harness alone (null), the "
+			"fastest other queue and a bare busy-polling ring\n");
+	for (k = 0; k < np; k++) {
+		snprintf(what, sizeof(what), "%s / %s",
+			 pps_goal_name(a, sizeof(a), pg[k].row,
+				       pg[k].spec->impl),
+			 pps_goal_name(b, sizeof(b), pg[k].vs,
+				       pg[k].spec->vs_impl));
+		snprintf(bound, sizeof(bound), "%.2gx", pg[k].spec->bound);
+		if (pg[k].why[0])
+			fprintf(f, "  %-11s %-44s >= %-4s skipped: %s\n",
+				pg[k].spec->scen, what, bound, pg[k].why);
+		else
+			fprintf(f, "  %-11s %-44s >= %-4s %-*s %s\n",
+				pg[k].spec->scen, what, bound, SPREAD_W,
+				fmt_spread(cx, sizeof(cx), &pg[k].x),
+				pg[k].pass ? "PASS" : "MISS");
 	}
 }
 
@@ -790,7 +1088,10 @@ static void json_goals(FILE *f, struct row *rows, size_t n,
 		       const struct report_info *ri)
 {
 	struct goal g[GOALS_MAX];
+	struct pps_goal pg[N_PPS_GOALS];
 	size_t ns, m = goals_compute(rows, n, g, &ns), k;
+	size_t np = pps_goals_compute(rows, n, pg);
+	char name[48];
 
 	fprintf(f, "  {\"impl\": \"apq\", \"policy\": \"adaptive\", "
 		"\"scenario\": \"-\", \"group\": \"goals\"");
@@ -805,13 +1106,33 @@ static void json_goals(FILE *f, struct row *rows, size_t n,
 		report_json_str(f, "versus", g[k].versus);
 		report_json_num(f, "cost", g[k].cost);
 		report_json_num(f, "versus_cost", g[k].vcost);
-		report_json_num(f, "cost_ratio", g[k].cost_x);
+		report_json_num(f, "cost_ratio", g[k].cost_x.med);
+		json_spread(f, "cost_ratio_paired", &g[k].cost_x);
 		report_json_num(f, "p50_ns", g[k].p50);
 		report_json_num(f, "versus_p50_ns", g[k].vp50);
-		report_json_num(f, "p50_ratio", g[k].p50_x);
+		report_json_num(f, "p50_ratio", g[k].p50_x.med);
+		json_spread(f, "p50_ratio_paired", &g[k].p50_x);
 		fprintf(f, ", \"versus_fell_behind\": %s",
 			g[k].behind ? "true" : "false");
-		fprintf(f, ", \"pass\": %s}", g[k].pass ? "true" : "false");
+		fprintf(f, ", \"skipped\": false, \"pass\": %s}",
+			g[k].pass ? "true" : "false");
+	}
+	for (k = 0; k < np; k++) {
+		fprintf(f, "%s\"%s\": {", m + k ? ", " : "", pg[k].spec->key);
+		report_json_str(f, "of", pps_goal_name(name, sizeof(name),
+				pg[k].row, pg[k].spec->impl));
+		fprintf(f, ", ");
+		report_json_str(f, "versus", pps_goal_name(name, sizeof(name),
+				pg[k].vs, pg[k].spec->vs_impl));
+		report_json_num(f, "bound", pg[k].spec->bound);
+		report_json_num(f, "pps_ratio", pg[k].x.med);
+		json_spread(f, "pps_ratio_paired", &pg[k].x);
+		fprintf(f, ", \"skipped\": %s", pg[k].why[0] ? "true" : "false");
+		if (pg[k].why[0]) {
+			fprintf(f, ", ");
+			report_json_str(f, "why", pg[k].why);
+		}
+		fprintf(f, ", \"pass\": %s}", pg[k].pass ? "true" : "false");
 	}
 	fprintf(f, "}, ");
 	report_json_str(f, "date", ri->date);
@@ -821,9 +1142,72 @@ static void json_goals(FILE *f, struct row *rows, size_t n,
 static bool goals_any(struct row *rows, size_t n)
 {
 	struct goal g[GOALS_MAX];
+	struct pps_goal pg[N_PPS_GOALS];
 	size_t ns;
 
-	return goals_compute(rows, n, g, &ns) > 0;
+	return goals_compute(rows, n, g, &ns) > 0 ||
+	       pps_goals_compute(rows, n, pg) > 0;
+}
+
+/* Whether a row has paired runs with its anchor, to give ratios of. */
+static bool has_pairs(const struct row *r)
+{
+	return r->anchor && !r->skipped && r->n_runs && !r->anchor->skipped &&
+	       r->anchor->n_runs;
+}
+
+/*
+ * Every ratio of apq adaptive to another row of its scenario, paired: the
+ * matrices', the targets' and the wakeup ratios' (the goals have theirs).
+ */
+static void json_ratios(FILE *f, struct row *rows, size_t n,
+			const struct report_info *ri)
+{
+	const char *sep = "";
+	size_t k;
+
+	fprintf(f, "  {\"impl\": \"apq\", \"policy\": \"adaptive\", "
+		"\"scenario\": \"-\", \"group\": \"ratios\", ");
+	report_json_str(f, "of", "apq adaptive / versus: the median and "
+			"range of the ratios of runs made next to each other");
+	fprintf(f, ", \"ratios\": [");
+	for (k = 0; k < n; k++) {
+		const struct row *r = &rows[k];
+		struct spread s;
+
+		if (!has_pairs(r))
+			continue;
+		fprintf(f, "%s\n    {", sep);
+		report_json_str(f, "scenario", r->sc->name);
+		fprintf(f, ", \"processes\": %u, ", r->sc->processes);
+		report_json_str(f, "versus_impl", r->impl);
+		fprintf(f, ", ");
+		report_json_str(f, "versus_policy", r->variant->name);
+		s = paired(r->anchor, r, M_PPS);
+		json_spread(f, "pps", &s);
+		s = paired(r->anchor, r, M_CPU);
+		json_spread(f, "consumer_cpu", &s);
+		s = paired(r->anchor, r, M_COST);
+		json_spread(f, "cost", &s);
+		s = paired(r->anchor, r, M_P50);
+		json_spread(f, "p50", &s);
+		s = paired(r->anchor, r, M_WPP);
+		json_spread(f, "wakeups", &s);
+		fprintf(f, "}");
+		sep = ",";
+	}
+	fprintf(f, "\n  ], ");
+	report_json_str(f, "date", ri->date);
+	fprintf(f, "}");
+}
+
+static bool ratios_any(struct row *rows, size_t n)
+{
+	size_t k;
+
+	for (k = 0; k < n && !has_pairs(&rows[k]); k++)
+		;
+	return k < n;
 }
 
 static void print_noise(FILE *f, struct row *rows, size_t n,
@@ -895,7 +1279,12 @@ void report_table(FILE *f, struct row *rows, size_t n,
 				ri->missing[k]->why);
 	}
 	fprintf(f, "\nbusy-polling queues (wait = busy) never sleep: their "
-		"consumer burns a core whatever the load.\n");
+		"consumer burns a core whatever the load.\n"
+		"\nratios: each run of a row ran right next to a run of apq "
+		"adaptive; a ratio is the median of\n"
+		"  the pairs' ratios, [min..max] of them (from two pairs on); "
+		"? : the range crosses 1, the pairs\n"
+		"  disagree on which is ahead: not decided.\n");
 	print_matrix(f, rows, n, "throughput, apq adaptive / peer (> 1: apq "
 		     "moves more packets per second)", "throughput", 1, M_PPS);
 	print_matrix(f, rows, n, "consumer CPU, apq adaptive / peer (< 1: apq "
@@ -1015,29 +1404,36 @@ int report_json(const char *path, struct row *rows, size_t n,
 		const struct report_info *ri)
 {
 	FILE *f = fopen(path, "w");
-	bool goals;
+	const char *sep = "";
 	size_t k;
 
 	if (!f)
 		return -errno;
-	fprintf(f, "[\n");
-	goals = goals_any(rows, n);
+	fprintf(f, "[");
 	for (k = 0; k < n; k++) {
+		fprintf(f, "%s\n", sep);
 		json_row(f, &rows[k], ri);
-		fprintf(f, "%s\n", k + 1 < n || goals || ri->n_nb ||
-			ri->n_missing ? "," : "");
+		sep = ",";
 	}
-	if (goals) {
+	if (goals_any(rows, n)) {
+		fprintf(f, "%s\n", sep);
 		json_goals(f, rows, n, ri);
-		fprintf(f, "%s\n", ri->n_nb || ri->n_missing ? "," : "");
+		sep = ",";
+	}
+	if (ratios_any(rows, n)) {
+		fprintf(f, "%s\n", sep);
+		json_ratios(f, rows, n, ri);
+		sep = ",";
 	}
 	for (k = 0; k < ri->n_nb; k++) {
+		fprintf(f, "%s\n", sep);
 		netback_report_json(f, &ri->nb[k], ri);
-		fprintf(f, "%s\n", k + 1 < ri->n_nb || ri->n_missing ? "," : "");
+		sep = ",";
 	}
 	/* A queue this build left out: a row that says why. */
 	for (k = 0; k < ri->n_missing; k++) {
-		fprintf(f, "  {");
+		fprintf(f, "%s\n  {", sep);
+		sep = ",";
 		report_json_str(f, "impl", ri->missing[k]->name);
 		fprintf(f, ", \"policy\": \"-\", \"wait\": null, \"scenario\": "
 			"\"-\", \"group\": null, \"processes\": null, \"rate\": "
@@ -1047,9 +1443,9 @@ int report_json(const char *path, struct row *rows, size_t n,
 			"\"consumer_cpu\": null, \"p50_ns\": null, \"p99_ns\": "
 			"null, \"ok\": true, ");
 		report_json_str(f, "date", ri->date);
-		fprintf(f, "}%s\n", k + 1 < ri->n_missing ? "," : "");
+		fprintf(f, "}");
 	}
-	fprintf(f, "]\n");
+	fprintf(f, "\n]\n");
 	if (ferror(f)) {
 		fclose(f);
 		return -EIO;
@@ -1258,49 +1654,196 @@ static int cost_plot(FILE *gp, const char *stem, struct row *rows, size_t n)
 	return 0;
 }
 
+/*
+ * The load sweep's series: an (impl, variant) with at least one paced
+ * point, its points in order of offered load.  Sleeping and busy-polling
+ * queues get panels of their own (a busy-polling consumer costs a core at
+ * any load, which would squash the others' lines), apq adaptive is drawn
+ * in both as the reference, and within a panel each series has a colour
+ * and a point type of its own: apq's settings solid, other queues dashed.
+ */
+#define SWEEP_POINTS	8
+#define SWEEP_XLABEL	"offered load (packets/s), 64-byte packets, two threads"
+#define SERIES_MAX	64
+
+struct series {
+	const char *impl, *variant;
+	bool busy;
+	bool reference;		/* apq adaptive */
+	unsigned int rank;	/* its place among its kind */
+	const struct row *pt[SWEEP_POINTS];
+	size_t n;
+};
+
+static double sweep_x(const struct row *r)
+{
+	return r->sc->rate > 0 ? r->sc->rate : UNPACED_X;
+}
+
+static int cmp_sweep(const void *a, const void *b)
+{
+	double x = sweep_x(*(const struct row *const *)a);
+	double y = sweep_x(*(const struct row *const *)b);
+
+	return (x > y) - (x < y);
+}
+
+static size_t sweep_series(struct row *rows, size_t n, struct series *ser)
+{
+	unsigned int ranks[2] = { 0, 0 };
+	size_t ns = 0, k, s, kept = 0;
+
+	for (k = 0; k < n; k++) {
+		const struct row *r = &rows[k];
+
+		if (!in_sweep(r))
+			continue;
+		for (s = 0; s < ns; s++)
+			if (!strcmp(ser[s].impl, r->impl) &&
+			    !strcmp(ser[s].variant, r->variant->name))
+				break;
+		if (s == ns) {
+			if (ns == SERIES_MAX)
+				continue;
+			ser[ns++] = (struct series){
+				.impl = r->impl, .variant = r->variant->name,
+				.busy = r->variant->wait ==
+					BENCH_WAIT_BUSY_POLLS,
+				.reference = !strcmp(r->impl, "apq") &&
+					!strcmp(r->variant->name, "adaptive"),
+			};
+		}
+		if (ser[s].n < SWEEP_POINTS)
+			ser[s].pt[ser[s].n++] = r;
+	}
+	/* A lone unpaced point is no line (null, bare-ring: no load rows). */
+	for (s = 0; s < ns; s++) {
+		qsort(ser[s].pt, ser[s].n, sizeof(ser[s].pt[0]), cmp_sweep);
+		if (ser[s].pt[0]->sc->rate <= 0)
+			continue;
+		ser[kept] = ser[s];
+		if (!ser[kept].reference)
+			ser[kept].rank = ranks[ser[kept].busy]++;
+		kept++;
+	}
+	return kept;
+}
+
+static const char *const series_colours[] = {
+	"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+	"#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
+};
+/* Open and filled squares, circles, triangles, ...; the reference's
+ * filled circle (7) is left out. */
+static const int series_points[] = { 4, 5, 6, 8, 9, 10, 11, 12, 13, 1, 2, 3 };
+#define N_COLOURS	(sizeof(series_colours) / sizeof(series_colours[0]))
+#define N_POINTS	(sizeof(series_points) / sizeof(series_points[0]))
+
+/* One panel: the series of one kind (and the reference), column col of
+ * the data file. */
+static void plot_panel(FILE *f, const char *dat, const struct series *ser,
+		       size_t ns, bool busy, int col)
+{
+	const char *sep = "plot ";
+	size_t s;
+
+	for (s = 0; s < ns; s++) {
+		const struct series *x = &ser[s];
+
+		if (x->busy != busy && !x->reference)
+			continue;
+		if (x->reference)
+			fprintf(f, "%s'%s' index %zu using 1:%d with linespoints "
+				"lw 3 dt 1 pt 7 ps 1.5 lc rgb 'black' "
+				"title '%s %s'", sep, dat, s, col, x->impl,
+				x->variant);
+		else
+			fprintf(f, "%s'%s' index %zu using 1:%d with linespoints "
+				"lw 1.5 dt %d pt %d ps 1.3 lc rgb '%s' "
+				"title '%s %s'", sep, dat, s, col,
+				strcmp(x->impl, "apq") ? 2 : 1,
+				series_points[x->rank % N_POINTS],
+				series_colours[x->rank % N_COLOURS], x->impl,
+				x->variant);
+		sep = ", \\\n     ";
+	}
+	fprintf(f, "\n");
+}
+
+/* The panels' places on the page: rows of sleeping and busy-polling
+ * queues, one or two columns, the keys in the right margin. */
+static void panel_at(FILE *f, unsigned int row, unsigned int col,
+		     unsigned int cols)
+{
+	double w = cols == 1 ? 0.68 : 0.33, left = 0.07 + col * (w + 0.06);
+	double top = row ? 0.465 : 0.915;
+
+	fprintf(f, "set lmargin at screen %.3f\nset rmargin at screen %.3f\n"
+		"set tmargin at screen %.3f\nset bmargin at screen %.3f\n",
+		left, left + w, top, top - 0.37);
+}
+
+/* A figure of two rows of panels (sleeping above, busy-polling below):
+ * for each, the data file's columns in cols[0..n_cols), titled. */
+static void plot_figure(FILE *f, const char *dat, const struct series *ser,
+			size_t ns, const int *cols,
+			const char *const *col_titles, unsigned int n_cols)
+{
+	static const char *const kinds[] = {
+		"sleeping queues",
+		"busy-polling queues (apq adaptive for reference)",
+	};
+	unsigned int row, c;
+
+	for (row = 0; row < 2; row++)
+		for (c = 0; c < n_cols; c++) {
+			panel_at(f, row, c, n_cols);
+			fprintf(f, "set title '%s: %s'\n", kinds[row],
+				col_titles[c]);
+			/* The lower panels' axis says it for both. */
+			fprintf(f, row ? "set xlabel '%s'\n" : "unset xlabel\n",
+				SWEEP_XLABEL);
+			fprintf(f, c + 1 == n_cols ? "set key outside right "
+				"top Left reverse\n" : "unset key\n");
+			plot_panel(f, dat, ser, ns, row == 1, cols[c]);
+		}
+}
+
 int report_plots(const char *stem, struct row *rows, size_t n)
 {
-	struct peer_col series[64];
-	size_t ns = 0, k, s;
+	static const int lat_cols[] = { 2, 3 }, cpu_col[] = { 4 },
+			 wk_col[] = { 5 };
+	static const char *const lat_titles[] = { "p50", "p99" };
+	static const char *const cpu_titles[] = { "consumer CPU" };
+	static const char *const wk_titles[] = { "wakeups per packet" };
+	struct series *ser = calloc(SERIES_MAX, sizeof(*ser));
+	size_t ns, k, s;
 	char *dat = NULL, *gp = NULL;
 	bool cost;
 	FILE *f = NULL;
 	int r = -ENOMEM;
 
-	if (asprintf(&dat, "%s-load.dat", stem) < 0 ||
+	if (!ser || asprintf(&dat, "%s-load.dat", stem) < 0 ||
 	    asprintf(&gp, "%s-plots.gp", stem) < 0)
 		goto out;
-	/* The series: every (impl, variant) with rows in the sweep. */
-	for (k = 0; k < n; k++) {
-		if (!in_sweep(&rows[k]))
-			continue;
-		for (s = 0; s < ns; s++)
-			if (!strcmp(series[s].impl, rows[k].impl) &&
-			    !strcmp(series[s].variant, rows[k].variant->name))
-				break;
-		if (s == ns && ns < 64)
-			series[ns++] = (struct peer_col){
-				rows[k].impl, rows[k].variant->name };
-	}
+	ns = sweep_series(rows, n, ser);
 	f = fopen(dat, "w");
 	if (!f) {
 		r = -errno;
 		goto out;
 	}
 	fprintf(f, "# offered_pps p50_us p99_us consumer_cpu wakeups_per_pkt"
-		" (both directions; 0 drawn at %g)\n", ZERO_WPP);
+		" (both directions; 0 drawn at %g; unpaced at %g)\n", ZERO_WPP,
+		UNPACED_X);
 	for (s = 0; s < ns; s++) {
-		fprintf(f, "# %s %s\n", series[s].impl, series[s].variant);
-		for (k = 0; k < n; k++) {
-			const struct row *w = &rows[k];
+		fprintf(f, "# %s %s\n", ser[s].impl, ser[s].variant);
+		for (k = 0; k < ser[s].n; k++) {
+			const struct row *w = ser[s].pt[k];
 			double wpp = metric(w, M_WPP);
 
-			if (!in_sweep(w) || strcmp(w->impl, series[s].impl) ||
-			    strcmp(w->variant->name, series[s].variant))
-				continue;
 			if (!isnan(wpp) && wpp < ZERO_WPP)
 				wpp = ZERO_WPP;
-			dat_num(f, w->sc->rate > 0 ? w->sc->rate : UNPACED_X);
+			dat_num(f, sweep_x(w));
 			dat_num(f, w->p50 / 1e3);
 			dat_num(f, w->p99 / 1e3);
 			dat_num(f, w->ccpu);
@@ -1322,55 +1865,38 @@ int report_plots(const char *stem, struct row *rows, size_t n)
 	fprintf(f,
 		"# apq-bench's plots: gnuplot %s\n"
 		"if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
-		"  set terminal pngcairo size 1400,800 noenhanced font ',10'\n"
+		"  set terminal pngcairo size 1400,1000 noenhanced font ',10'\n"
 		"} else {\n"
-		"  set terminal png size 1400,800 noenhanced\n"
+		"  set terminal png size 1400,1000 noenhanced\n"
 		"}\n"
 		"set datafile missing 'nan'\n"
 		"set logscale x\n"
 		"set xrange [500:2e7]\n"
 		"set xtics ('1k' 1e3, '10k' 1e4, '100k' 1e5, '1M' 1e6, "
 		"'unpaced' %g)\n"
-		"set xlabel 'offered load (packets/s), 64-byte packets, two "
-		"threads'\n"
-		"set key outside right top\n"
 		"set grid\n"
-		"set format y '%%g'\n"
-		"# apq's policies solid, the other queues dashed\n", gp,
-		UNPACED_X);
-#define PLOT_SERIES(col) do {						\
-		for (s = 0; s < ns; s++)				\
-			fprintf(f, "%s'%s' index %zu using 1:%d with "	\
-				"linespoints %s title '%s %s'%s",	\
-				s ? "     " : "plot ", dat, s, (col),	\
-				strcmp(series[s].impl, "apq")		\
-				? "lw 1 dt 2" : "lw 2 dt 1",		\
-				series[s].impl, series[s].variant,	\
-				s + 1 < ns ? ", \\\n" : "\n");		\
-	} while (0)
+		"set format y '%%g'\n", gp, UNPACED_X);
 	fprintf(f, "set output '%s-latency.png'\n"
-		"set multiplot layout 1,2 title 'end-to-end latency vs "
-		"offered load'\n"
-		"set logscale y\nset ylabel 'p50 latency (us)'\n"
-		"unset key\n", stem);
-	PLOT_SERIES(2);
-	fprintf(f, "set key outside right top\n"
-		"set ylabel 'p99 latency (us)'\n");
-	PLOT_SERIES(3);
+		"set multiplot title 'end-to-end latency vs offered load "
+		"(apq: solid, other queues: dashed)'\n"
+		"set logscale y\nset ylabel 'latency (us)'\n", stem);
+	plot_figure(f, dat, ser, ns, lat_cols, lat_titles, 2);
 	fprintf(f, "unset multiplot\n"
 		"set output '%s-cpu.png'\n"
-		"set title 'consumer CPU vs offered load'\n"
+		"set multiplot title 'consumer CPU vs offered load (apq: "
+		"solid, other queues: dashed)'\n"
 		"unset logscale y\nset yrange [0:1.05]\n"
 		"set ylabel 'consumer CPU (cores)'\n", stem);
-	PLOT_SERIES(4);
-	fprintf(f, "set output '%s-wakeups.png'\n"
-		"set title 'wakeups per packet vs offered load (both "
+	plot_figure(f, dat, ser, ns, cpu_col, cpu_titles, 1);
+	fprintf(f, "unset multiplot\n"
+		"set output '%s-wakeups.png'\n"
+		"set multiplot title 'wakeups per packet vs offered load (both "
 		"directions; 0 drawn at %g)'\n"
 		"set logscale y\nset yrange [%g:10]\nset format y '%%.0e'\n"
 		"set ylabel 'wakeups per packet'\n", stem, ZERO_WPP,
 		ZERO_WPP / 2);
-	PLOT_SERIES(5);
-#undef PLOT_SERIES
+	plot_figure(f, dat, ser, ns, wk_col, wk_titles, 1);
+	fprintf(f, "unset multiplot\n");
 	for (k = 0; k < n && !in_cost_plot(&rows[k]); k++)
 		;
 	cost = k < n;
@@ -1391,6 +1917,7 @@ int report_plots(const char *stem, struct row *rows, size_t n)
 out:
 	if (f)
 		fclose(f);
+	free(ser);
 	free(dat);
 	free(gp);
 	return r;
