@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "asym.h"
 #include "atomic.h"
 #include "liveness.h"
 #include "mode.h"
@@ -77,7 +78,8 @@ void apq_sleeper_mark_closed(struct apq_sleeper *s)
 {
 	/* R3: release, pairs with the acquire in mode_peer_state(): a waker
 	 * that sees CLOSED also sees what this side published before. */
-	apq_store_release(&s->word->mode, mode_make(s->episode, MODE_CLOSED));
+	apq_store_release(&s->word->mode,
+			  mode_make(s->episode, MODE_CLOSED | s->asym));
 }
 
 /*
@@ -162,21 +164,84 @@ static void sleeper_flood_pause(struct apq_sleeper *s, int64_t deadline)
  * Announce SLEEPING with a fresh episode and look for work once more.
  * @return has_work's answer; when it is not 0 the announcement is withdrawn.
  */
+/*
+ * Asymmetric fences, when they pay: B1' costs a syscall that interrupts
+ * every other CPU running one of our threads (about 1-2 us on bare metal,
+ * 55 us in this project's virtual machines), and saves one full barrier
+ * per publishing call of the peer, ASYM_FENCE_NS each.  So ASYM is on
+ * while the packets moved between two sleeps are worth more than twice
+ * B1', and off when they are worth less than B1' once.
+ */
+#define ASYM_FENCE_NS		20
+#define ASYM_BARRIER_PRIOR_NS	(50 * 1000)
+#define ASYM_SHIFT		3
+
+/* B1' (asym.h), timed for the judgement above. */
+static int sleeper_asym_barrier(struct apq_sleeper *s)
+{
+	int64_t start = apq_now_ns();
+	int r = apq_asym_barrier();
+
+	s->asym_barrier_ns += (apq_now_ns() - start - s->asym_barrier_ns) >>
+			      ASYM_SHIFT;
+	return r;
+}
+
+static void sleeper_judge_asym(struct apq_sleeper *s)
+{
+	uint64_t work = apq_counter(s->asym_work);
+	int64_t worth;
+
+	s->asym_work_per_sleep += ((int64_t)(work - s->asym_work_seen) -
+				   s->asym_work_per_sleep) >> ASYM_SHIFT;
+	s->asym_work_seen = work;
+	worth = s->asym_work_per_sleep * ASYM_FENCE_NS;
+	if (!s->asym && worth > 2 * s->asym_barrier_ns) {
+		/* The SLEEPING store that follows says ASYM. */
+		s->asym = MODE_ASYM;
+	} else if (s->asym && worth < s->asym_barrier_ns) {
+		/* Off: say so, then B1'' (pairs with the waker's skipped
+		 * B2): a waker that still acts on an ASYM word it read
+		 * before has its publish visible once this returns, to our
+		 * next re-check, and every later look at our word sees ASYM
+		 * gone and takes B2.  Until that is done, ASYM stays. */
+		apq_store_once(&s->word->mode, mode_make(s->episode, 0));
+		if (sleeper_asym_barrier(s) == 0)
+			s->asym = 0;
+		else
+			apq_store_once(&s->word->mode,
+				       mode_make(s->episode, s->asym));
+	}
+}
+
 static int sleeper_announce(struct apq_sleeper *s, apq_has_work_fn has_work,
 			    void *arg)
 {
 	struct apq_mode_layout *w = s->word;
 	int r;
 
+	if (s->asym_work)
+		sleeper_judge_asym(s);
 	s->episode = (s->episode + 1) & MODE_EPISODE_MASK;
-	apq_store_once(&w->mode, mode_make(s->episode, MODE_SLEEPING));
+	apq_store_once(&w->mode, mode_make(s->episode, MODE_SLEEPING | s->asym));
 	/* B1: pairs with B2 in apq_waker_check(): either has_work() below
 	 * sees what the waker published, or the waker sees SLEEPING(episode)
 	 * and wakes us. */
 	apq_full_barrier();
+	/* B1': stands in for B2 in a waker that skipped it (asym.h): the
+	 * waker's thread runs a full barrier now, so either its publish is
+	 * visible to has_work() below, or its later look at our word comes
+	 * after that barrier and sees SLEEPING(episode). */
+	if (s->asym) {
+		r = sleeper_asym_barrier(s);
+		if (r) {
+			apq_store_once(&w->mode, mode_make(s->episode, s->asym));
+			return r;
+		}
+	}
 	r = has_work(arg);
 	if (r)
-		apq_store_once(&w->mode, mode_make(s->episode, 0));
+		apq_store_once(&w->mode, mode_make(s->episode, s->asym));
 	return r;
 }
 
@@ -199,7 +264,7 @@ int apq_sleeper_arm_internal(struct apq_sleeper *s, apq_has_work_fn has_work,
 	 * withdraw the announcement and say so. */
 	r = apq_notifier_armed(s->notifier, s->channel, &s->word->seq, token);
 	if (r)
-		apq_store_once(&s->word->mode, mode_make(s->episode, 0));
+		apq_store_once(&s->word->mode, mode_make(s->episode, s->asym));
 	return r;
 }
 
@@ -266,7 +331,7 @@ static int sleeper_block(struct apq_sleeper *s, apq_has_work_fn has_work,
 		/* -EPIPE: the backend says the peer is gone.  What it left
 		 * comes first: has_work() decides below. */
 		if (waited < 0 && waited != -ETIMEDOUT && waited != -EPIPE) {
-			apq_store_once(&w->mode, mode_make(s->episode, 0));
+			apq_store_once(&w->mode, mode_make(s->episode, s->asym));
 			return waited;
 		}
 		r = has_work(arg);
@@ -280,7 +345,7 @@ static int sleeper_block(struct apq_sleeper *s, apq_has_work_fn has_work,
 			spurious = true;
 			apq_count(&s->spurious_wakeups, 1);
 		}
-		apq_store_once(&w->mode, mode_make(s->episode, 0));
+		apq_store_once(&w->mode, mode_make(s->episode, s->asym));
 		if (r > 0 && waited == 0) {
 			sleeper_learn_wake(s, crowded, found_at);
 			if (sampled)
@@ -338,6 +403,31 @@ int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
 			  (found_at >= start ? found_at : end) - start, r > 0,
 			  crowded, end);
 	return r;
+}
+
+int apq_waker_check_slow(struct apq_waker *wk, uint64_t m)
+{
+	uint64_t episode;
+
+	/* We skipped B2, and the word does not say that its sleeper's B1'
+	 * stands in for it (another sleeper, or a look that ran ahead of our
+	 * publish): B2 after all, and a second single fetch. */
+	if (wk->skip_b2 && !(m & MODE_ASYM)) {
+		/* B2: pairs with B1 in sleeper_announce(), as in
+		 * apq_waker_check(). */
+		apq_full_barrier();
+		m = apq_load_once(&wk->word->mode);
+	}
+	if (!mode_valid(m))
+		return -EPROTO;
+	if (m & MODE_CLOSED)
+		return -EPIPE;
+	episode = mode_episode(m);
+	if (!(m & MODE_SLEEPING) || episode == wk->last_woken) {
+		apq_count(&wk->wakeups_skipped, 1);
+		return 0;
+	}
+	return apq_waker_wake(wk, episode);
 }
 
 int apq_waker_check_always(struct apq_waker *wk)
@@ -412,10 +502,31 @@ void apq_waker_init(struct apq_waker *wk, struct apq_mode_word *w,
 		.notifier = n,
 		.channel = ch,
 		.always_notify = apq_policy_always_notify(cfg),
+		/* Either magic: a sleeper's barrier costs us nothing. */
+		.polling_mask = (UINT64_C(0xff) << MODE_MAGIC_SHIFT & ~MODE_ASYM) |
+				MODE_CLOSED | MODE_SLEEPING,
+		.polling_value = MODE_MAGIC << MODE_MAGIC_SHIFT,
 		.last_woken = UINT64_MAX,
 	};
 	/* A waker before us may have left it set. */
 	apq_store_once(&wk->word->waker_probing, 0);
+}
+
+void apq_waker_skip_b2(struct apq_waker *wk)
+{
+	wk->skip_b2 = true;
+	wk->polling_mask |= MODE_ASYM;
+	wk->polling_value |= MODE_ASYM;
+}
+
+int apq_sleeper_use_asym(struct apq_sleeper *s, const uint64_t *work)
+{
+	if (!apq_asym_ready())
+		return -ENOTSUP;
+	s->asym_work = work;
+	s->asym_work_seen = apq_counter(work);
+	s->asym_barrier_ns = ASYM_BARRIER_PRIOR_NS;
+	return 0;
 }
 
 void apq_sleeper_add_stats(const struct apq_sleeper *s, struct apq_stats *out)

@@ -65,6 +65,9 @@ struct apq_mode_layout {
 #define MODE_EPISODE_MASK	((UINT64_C(1) << 54) - 1)
 #define MODE_MAGIC_SHIFT	56
 #define MODE_MAGIC		UINT64_C(0xa5)
+/* In the magic byte (0xe5): the sleeper follows every SLEEPING announcement
+ * with a barrier for every thread of its process (asym.h). */
+#define MODE_ASYM		(UINT64_C(0x40) << MODE_MAGIC_SHIFT)
 
 static inline uint64_t mode_make(uint64_t episode, uint64_t flags)
 {
@@ -74,7 +77,7 @@ static inline uint64_t mode_make(uint64_t episode, uint64_t flags)
 
 static inline bool mode_valid(uint64_t m)
 {
-	return m >> MODE_MAGIC_SHIFT == MODE_MAGIC;
+	return (m & ~MODE_ASYM) >> MODE_MAGIC_SHIFT == MODE_MAGIC;
 }
 
 static inline uint64_t mode_episode(uint64_t m)
@@ -108,6 +111,13 @@ struct apq_sleeper {
 	enum apq_channel channel;
 	struct apq_policy_state policy;	/* how long to poll */
 	uint64_t episode;		/* the last one announced */
+	uint64_t asym;			/* MODE_ASYM in every store, or 0 */
+	/* Whether asym pays (sleeper_judge_asym()); asym_work NULL: never
+	 * on.  Sleeper's thread only. */
+	const uint64_t *asym_work;	/* packets moved, the endpoint's */
+	uint64_t asym_work_seen;	/* at the last announcement */
+	int64_t asym_work_per_sleep;	/* smoothed */
+	int64_t asym_barrier_ns;	/* what B1' costs, smoothed */
 	struct apq_flood spurious;	/* wakeups that found nothing */
 	uint64_t sleeps;
 	uint64_t spurious_wakeups;
@@ -119,6 +129,10 @@ struct apq_waker {
 	struct apq_notifier *notifier;
 	enum apq_channel channel;
 	bool always_notify;
+	bool skip_b2;			/* the region is private (asym.h) */
+	/* The word of a peer that polls, open, as the fast path expects it
+	 * (ASYM too when B2 is skipped). */
+	uint64_t polling_mask, polling_value;
 	uint64_t last_woken;		/* episode; starts at one none takes */
 	uint32_t idle_streak;		/* wakes in a row that found nobody */
 	bool probing;			/* as last stored to waker_probing */
@@ -135,6 +149,11 @@ int apq_sleeper_init(struct apq_sleeper *s, struct apq_mode_word *w,
 int apq_sleeper_wait_until(struct apq_sleeper *s, apq_has_work_fn has_work,
 			   void *arg, int64_t deadline);
 void apq_sleeper_mark_closed(struct apq_sleeper *s);
+/* Follow announcements with the barrier of asym.h, and say so in the word,
+ * whenever the work between sleeps (*work, a counter of this side's
+ * packets) makes the peer's B2s dearer than our barrier.  @return 0, or
+ * -ENOTSUP where this process cannot issue it. */
+int apq_sleeper_use_asym(struct apq_sleeper *s, const uint64_t *work);
 /* apq_sleeper_arm() without the argument checks. */
 int apq_sleeper_arm_internal(struct apq_sleeper *s, apq_has_work_fn has_work,
 			     void *arg);
@@ -144,8 +163,13 @@ void apq_waker_init(struct apq_waker *wk, struct apq_mode_word *w,
 		    const struct apq_config *cfg);
 /* The slow path of apq_waker_check(): bump the sequence and notify. */
 int apq_waker_wake(struct apq_waker *wk, uint64_t episode);
+/* Skip B2 while the peer's word says ASYM: only on a region private to
+ * this process, whose sleepers' barrier reaches us. */
+void apq_waker_skip_b2(struct apq_waker *wk);
 /* apq_waker_check() under ALWAYS_NOTIFY, out of the hot path. */
 int apq_waker_check_always(struct apq_waker *wk);
+/* apq_waker_check() past its fast path: m is the peer's word as read. */
+int apq_waker_check_slow(struct apq_waker *wk, uint64_t m);
 
 /*
  * The waker's check, run once per publishing call; inline, since it runs
@@ -154,35 +178,26 @@ int apq_waker_check_always(struct apq_waker *wk);
  */
 static inline int apq_waker_check(struct apq_waker *wk)
 {
-	const uint64_t polling = MODE_MAGIC << MODE_MAGIC_SHIFT;
-	const uint64_t telling = UINT64_C(0xff) << MODE_MAGIC_SHIFT |
-				 MODE_CLOSED | MODE_SLEEPING;
-	uint64_t m, episode;
+	uint64_t m;
 
 	if (apq_unlikely(wk->always_notify))
 		return apq_waker_check_always(wk);
 	/* B2: pairs with B1 in sleeper_announce(): either the sleeper's
 	 * re-check sees what we published before this call, or we see its
-	 * SLEEPING announcement below. */
-	apq_full_barrier();
+	 * SLEEPING announcement below.  Skipped on a private region, where a
+	 * sleeper's barrier (B1', asym.h) puts it into our thread; the word
+	 * must then say ASYM, or apq_waker_check_slow() takes B2 after all. */
+	if (!wk->skip_b2)
+		apq_full_barrier();
 	/* Single fetch of the peer's word; validated before use.  The
 	 * common case, a valid open word that is not SLEEPING, is one
 	 * test. */
 	m = apq_load_once(&wk->word->mode);
-	if (apq_likely((m & telling) == polling)) {
+	if (apq_likely((m & wk->polling_mask) == wk->polling_value)) {
 		apq_count(&wk->wakeups_skipped, 1);
 		return 0;
 	}
-	if (!mode_valid(m))
-		return -EPROTO;
-	if (m & MODE_CLOSED)
-		return -EPIPE;
-	episode = mode_episode(m);
-	if (episode == wk->last_woken) {
-		apq_count(&wk->wakeups_skipped, 1);
-		return 0;
-	}
-	return apq_waker_wake(wk, episode);
+	return apq_waker_check_slow(wk, m);
 }
 
 void apq_sleeper_add_stats(const struct apq_sleeper *s, struct apq_stats *out);

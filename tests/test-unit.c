@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -2204,6 +2205,100 @@ static int no_work(void *arg)
 	return 0;
 }
 
+/* count packets to a consumer thread that sleeps between bursts of 64. */
+static void stream_to_sleeper(struct apq_producer *p, struct apq_consumer *c,
+			      unsigned int count)
+{
+	struct drain d = { .c = c, .count = count };
+	struct apq_stats st;
+	unsigned int i;
+	pthread_t th;
+
+	ck_assert_int_eq(pthread_create(&th, NULL, drain_thread, &d), 0);
+	for (i = 0; i < count; i++) {
+		if (i % 64 == 0)
+			usleep(1000);
+		ck_assert_int_eq(send_seq(p, 56, i, SEC(10)), 0);
+	}
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_msg(d.err == 0, "consumer failed at %u with %zd", d.got,
+		      d.err);
+	ck_assert_int_eq(apq_consumer_stats(c, &st), 0);
+	ck_assert_uint_gt(st.sleeps, 0);
+	ck_assert_uint_eq(st.rescues, 0);
+}
+
+/* rounds of n packets through p and c, one at a time, each round ending in
+ * an armed (announced) consumer: n packets of work per sleep. */
+static void work_then_arm(struct apq_producer *p, struct apq_consumer *c,
+			  unsigned int rounds, unsigned int n)
+{
+	unsigned char buf[64];
+	unsigned int i, k;
+
+	for (k = 0; k < rounds; k++) {
+		for (i = 0; i < n; i++) {
+			ck_assert_int_eq(send_seq(p, 56, i, 0), 0);
+			ck_assert_int_eq(apq_recv(c, buf, sizeof(buf), 0), 56);
+		}
+		ck_assert_int_eq(apq_consumer_arm(c), 0);
+	}
+}
+
+/*
+ * Asymmetric fences (lib/asym.h).  On private memory, where this kernel has
+ * membarrier(2): a sleeper turns ASYM on (magic 0xe5) once thousands of
+ * packets pass between its sleeps, and off again when few do.  On a
+ * MAP_SHARED memfd (another process may map it), never.  Either way a
+ * sleeping consumer gets every packet.
+ */
+START_TEST(test_asym_fences)
+{
+	long cmds = syscall(__NR_membarrier, 0 /* MEMBARRIER_CMD_QUERY */, 0,
+			    0);
+	uint64_t busy_magic = cmds > 0 && (cmds & 8) ? 0xe5 : 0xa5;
+	struct apq_notifier *n;
+	struct apq_producer *p;
+	struct apq_consumer *c;
+	size_t bytes, size = apq_region_size(4096);
+	unsigned char *heap = region_new(4096, &bytes), *shared;
+	int fd = memfd_create("apq-asym", MFD_CLOEXEC);
+
+	ck_assert_int_eq(apq_notifier_futex(&n), 0);
+	ck_assert_int_eq(apq_producer_attach(&p, heap, bytes, n, NULL), 0);
+	ck_assert_int_eq(apq_consumer_attach(&c, heap, bytes, n, NULL), 0);
+	ck_assert_uint_eq(get64(heap, OFF_DATA_WORD) >> 56, 0xa5);
+	work_then_arm(p, c, 3, 64);
+	ck_assert_uint_eq(get64(heap, OFF_DATA_WORD) >> 56, 0xa5);
+	work_then_arm(p, c, 16, 20000);
+	ck_assert_uint_eq(get64(heap, OFF_DATA_WORD) >> 56, busy_magic);
+	ck_assert_uint_eq(get64(heap, OFF_DATA_WORD) & M_SLEEPING, M_SLEEPING);
+	stream_to_sleeper(p, c, 2000);
+	work_then_arm(p, c, 40, 0);
+	ck_assert_uint_eq(get64(heap, OFF_DATA_WORD) >> 56, 0xa5);
+	stream_to_sleeper(p, c, 2000);
+	apq_producer_detach(p);
+	apq_consumer_detach(c);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
+	shared = map_shared_fd(fd, size);
+	ck_assert_ptr_nonnull(shared);
+	ck_assert_int_eq(apq_region_init(shared, size, 4096), 0);
+	ck_assert_int_eq(apq_producer_attach(&p, shared, size, n, NULL), 0);
+	ck_assert_int_eq(apq_consumer_attach(&c, shared, size, n, NULL), 0);
+	work_then_arm(p, c, 16, 20000);
+	ck_assert_uint_eq(get64(shared, OFF_DATA_WORD) >> 56, 0xa5);
+	stream_to_sleeper(p, c, 2000);
+	apq_producer_detach(p);
+	apq_consumer_detach(c);
+	munmap(shared, size);
+	close(fd);
+	apq_notifier_free(n);
+	free(heap);
+}
+END_TEST
+
 START_TEST(test_mode_args)
 {
 	struct apq_mode_word *w = word_new();
@@ -3571,6 +3666,7 @@ static Suite *unit_suite(void)
 	tc = tcase_create("mode");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_mode_args);
+	tcase_add_test(tc, test_asym_fences);
 	tcase_add_test(tc, test_mode_waker_decisions);
 	tcase_add_test(tc, test_mode_waker_probe_retries);
 	tcase_add_test(tc, test_mode_sleeper_follows_probing);

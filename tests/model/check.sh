@@ -6,7 +6,8 @@
 #
 # The model (handshake.pml) must satisfy "both sides eventually finish"
 # under weak fairness, for several ring sizes and packet counts: no lost
-# wakeup and no livelock, on a memory with store buffers.  Each mutant (a
+# wakeup and no livelock, on a memory with store buffers, with the
+# symmetric barriers and with the asymmetric ones (-DASYM).  Each mutant (a
 # barrier removed, the re-check removed, an episode reused) must violate
 # it.  Exit 0 if both hold, 1 if not, 77 without spin or a C compiler.
 set -eu
@@ -35,13 +36,17 @@ verify() {
 
 status=0
 printf '%-40s %-9s %s\n' model verdict "states stored"
-for cfg in "-DRING=1 -DPKTS=3" "-DRING=2 -DPKTS=4" "-DRING=3 -DPKTS=5"; do
+for cfg in "-DRING=1 -DPKTS=3" "-DRING=2 -DPKTS=4" "-DRING=3 -DPKTS=5" \
+	   "-DASYM -DRING=1 -DPKTS=3" "-DASYM -DRING=2 -DPKTS=4" \
+	   "-DASYM -DRING=3 -DPKTS=5"; do
 	# shellcheck disable=SC2086 # the defines split on purpose
 	set -- $(verify $cfg) || { status=1; continue; }
 	if [ "$1" = 0 ]; then v=holds; else v=VIOLATED; status=1; fi
 	printf '%-40s %-9s %s\n' "handshake $cfg" "$v" "$2"
 done
-for m in NO_B1 NO_B2 NO_RECHECK SAME_EPISODE; do
+for m in NO_B1 NO_B2 NO_RECHECK SAME_EPISODE "ASYM -DNO_MEMBARRIER" \
+	 "ASYM -DNO_B1"; do
+	# shellcheck disable=SC2086 # the defines split on purpose
 	set -- $(verify -D$m -DRING=1 -DPKTS=3) || { status=1; continue; }
 	if [ "$1" != 0 ]; then v=rejected; else v=ACCEPTED; status=1; fi
 	printf '%-40s %-9s %s\n' "mutant $m" "$v" "$2"

@@ -25,11 +25,18 @@
  * A lost wakeup leaves a side asleep with work waiting, forever; a livelock
  * never finishes either; both violate it.
  *
+ * -DASYM models the asymmetric fences of a region private to one process
+ * (lib/asym.h): no waker runs B2; instead each sleeper, after its own B1,
+ * makes the other thread run a full barrier (membarrier(2)), modelled as
+ * waiting until the other side's buffer has drained.  Every word says
+ * ASYM there, so the waker's second look never happens.
+ *
  * Mutants, each of which must be rejected (tests/model/check.sh):
  *   -DNO_B1          the sleeper's barrier after its SLEEPING store
  *   -DNO_B2          the waker's barrier after its publish
  *   -DNO_RECHECK     the sleeper's re-check after the announcement
  *   -DSAME_EPISODE   announcements reuse the first episode
+ *   -DASYM -DNO_MEMBARRIER  the sleeper's barrier for the other thread
  */
 
 #ifndef RING
@@ -99,13 +106,23 @@ end:	do
 #define NEXT_EPISODE(ep)	ep++
 #endif
 
-#ifdef NO_B1
-#define B1(buf)	skip
+#ifdef ASYM
+#ifdef NO_MEMBARRIER
+#define MEMBARRIER(other)	skip
 #else
-#define B1(buf)	fence(buf)
+#define MEMBARRIER(other)	empty(other)
+#endif
+#else
+#define MEMBARRIER(other)	skip
 #endif
 
-#ifdef NO_B2
+#ifdef NO_B1
+#define B1(buf, other)	skip
+#else
+#define B1(buf, other)	fence(buf); MEMBARRIER(other)
+#endif
+
+#if defined(NO_B2) || defined(ASYM)
 #define B2(buf)	skip
 #else
 #define B2(buf)	fence(buf)
@@ -133,11 +150,11 @@ inline wake_check(buf, word, wordvar, seq, last_woken, m) {
  * block only while the sequence has not moved.  `work` is the caller's
  * has_work(), evaluated anew each time it is used.
  */
-#define SLEEP(buf, word, wordvar, seq, ep, token, work)			\
+#define SLEEP(buf, other, word, wordvar, seq, ep, token, work)		\
 	token = seq;							\
 	NEXT_EPISODE(ep);						\
 	store(buf, wordvar, ep * 2 + 1);				\
-	B1(buf);							\
+	B1(buf, other);							\
 	RECHECK(work);							\
 	(seq != token)
 
@@ -164,7 +181,7 @@ proctype Producer()
 			sent++
 		:: else ->
 			/* the ring is full: wait for space */
-			SLEEP(pbuf, smode, V_SMODE, sseq, ep, token,
+			SLEEP(pbuf, cbuf, smode, V_SMODE, sseq, ep, token,
 			      (p - cons < RING));
 		awake:	store(pbuf, V_SMODE, ep * 2)
 		fi
@@ -201,8 +218,8 @@ proctype Consumer()
 				:: else -> skip
 				fi
 			:: else ->
-				SLEEP(cbuf, dmode, V_DMODE, dseq, ep, token,
-				      (prod != c || sclosed));
+				SLEEP(cbuf, pbuf, dmode, V_DMODE, dseq, ep,
+				      token, (prod != c || sclosed));
 			awake:	store(cbuf, V_DMODE, ep * 2)
 			fi
 		fi

@@ -17,6 +17,13 @@
 #   no-recheck    the sleeper's re-check after the announcement
 #   same-episode  every announcement reuses the first episode, which the
 #                 waker then takes for one it woke already
+#   no-membarrier on private memory, the sleeper's barrier for the waker's
+#                 thread (B1' in sleeper_announce()), which stands in for
+#                 the B2 that waker skips (the pp-private cases); ASYM is
+#                 forced on, since the sleeper turns it on only where
+#                 sleeps are rare
+#
+# asym-control, ASYM forced on with B1' in place, must pass like control.
 #
 # Exit 0 if the control passed and every mutant was caught; 1 otherwise.
 # Environment: APQ_MUTANT_SECONDS (default 24): APQ_STRESS_SECONDS for each
@@ -51,6 +58,12 @@ mutate() {
 	mv "$1.new" "$1"
 }
 
+# force_asym DIR: sleepers on private memory use asymmetric fences always.
+force_asym() {
+	mutate "$1/lib/mode.c" "static void sleeper_judge_asym" "if \\(!s->asym && worth" "	if (!s->asym) {" &&
+	mutate "$1/lib/mode.c" "static void sleeper_judge_asym" "} else if \\(s->asym && worth" "	} else if (0) {"
+}
+
 # build NAME: a copy of the sources in WORK_DIR/NAME, compiled.
 build() {
 	dir=$work/$1
@@ -63,6 +76,9 @@ build() {
 	no-B2) mutate "$dir/lib/mode.h" "B2: pairs with B1" "apq_full_barrier\\(\\);" "		;" ;;
 	no-recheck) mutate "$dir/lib/mode.c" "B1: pairs with B2" "r = has_work\\(arg\\);" "	r = 0;" ;;
 	same-episode) mutate "$dir/lib/mode.c" "static int sleeper_announce" "s->episode = \\(s->episode \\+ 1\\)" "	;" ;;
+	asym-control) force_asym "$dir" ;;
+	no-membarrier) force_asym "$dir" &&
+		mutate "$dir/lib/mode.c" "B1': stands in for B2" "r = sleeper_asym_barrier\\(s\\);" "		r = 0;" ;;
 	control) ;;
 	esac
 	# shellcheck disable=SC2046 # the flags split on purpose
@@ -82,14 +98,14 @@ run() {
 
 verdict=0
 printf '%-14s %-9s %s\n' variant verdict evidence
-for m in control no-B1 no-B2 no-recheck same-episode; do
+for m in control asym-control no-B1 no-B2 no-recheck same-episode no-membarrier; do
 	build "$m" || { verdict=1; continue; }
 	t0=$(date +%s)
 	if run "$m"; then status=0; else status=$?; fi
 	took=$(($(date +%s) - t0))
 	evidence=$(grep -m1 -oE 'lost wakeups caught[^"]*|stalled|request [0-9]+: [a-zA-Z ]+' \
 		"$work/$m/run.log" | head -n 1)
-	if [ "$m" = control ]; then
+	if [ "$m" = control ] || [ "$m" = asym-control ]; then
 		if [ $status -eq 0 ]; then v=passes; else v=FAILS; verdict=1; fi
 		evidence="$(grep -c '^\[pp-' "$work/$m/run.log") report lines, ${took}s"
 	elif [ $status -ne 0 ]; then
