@@ -523,6 +523,13 @@ int apq_sleeper_use_asym(struct apq_sleeper *s, const uint64_t *work)
 {
 	if (!apq_asym_ready())
 		return -ENOTSUP;
+	/* A sleeper that never blocks announces only when an event loop
+	 * arms it: its peer's B2s are all waste, so ASYM for good. */
+	if (apq_policy_budget(&s->policy, 0) == UINT64_MAX) {
+		s->asym = MODE_ASYM;
+		apq_store_once(&s->word->mode, mode_make(s->episode, s->asym));
+		return 0;
+	}
 	s->asym_work = work;
 	s->asym_work_seen = apq_counter(work);
 	s->asym_barrier_ns = ASYM_BARRIER_PRIOR_NS;
