@@ -530,9 +530,15 @@ int apq_sleeper_use_asym(struct apq_sleeper *s, const uint64_t *work)
 		apq_store_once(&s->word->mode, mode_make(s->episode, s->asym));
 		return 0;
 	}
+	/* On until the sleeps say otherwise: a loaded queue never pays B2,
+	 * an idle one pays for a few barriers before the judgement turns
+	 * ASYM off. */
+	s->asym = MODE_ASYM;
 	s->asym_work = work;
 	s->asym_work_seen = apq_counter(work);
+	s->asym_work_per_sleep = 4 * ASYM_BARRIER_PRIOR_NS / ASYM_FENCE_NS;
 	s->asym_barrier_ns = ASYM_BARRIER_PRIOR_NS;
+	apq_store_once(&s->word->mode, mode_make(s->episode, s->asym));
 	return 0;
 }
 

@@ -2247,8 +2247,9 @@ static void work_then_arm(struct apq_producer *p, struct apq_consumer *c,
 
 /*
  * Asymmetric fences (lib/asym.h).  On private memory, where this kernel has
- * membarrier(2): a sleeper turns ASYM on (magic 0xe5) once thousands of
- * packets pass between its sleeps, and off again when few do.  On a
+ * membarrier(2): a sleeper starts with ASYM on (magic 0xe5), turns it off
+ * when few packets pass between its sleeps, and on again once thousands
+ * do.  On a
  * MAP_SHARED memfd (another process may map it), never.  Either way a
  * sleeping consumer gets every packet.
  */
@@ -2267,8 +2268,8 @@ START_TEST(test_asym_fences)
 	ck_assert_int_eq(apq_notifier_futex(&n), 0);
 	ck_assert_int_eq(apq_producer_attach(&p, heap, bytes, n, NULL), 0);
 	ck_assert_int_eq(apq_consumer_attach(&c, heap, bytes, n, NULL), 0);
-	ck_assert_uint_eq(get64(heap, OFF_DATA_WORD) >> 56, 0xa5);
-	work_then_arm(p, c, 3, 64);
+	ck_assert_uint_eq(get64(heap, OFF_DATA_WORD) >> 56, busy_magic);
+	work_then_arm(p, c, 60, 1);
 	ck_assert_uint_eq(get64(heap, OFF_DATA_WORD) >> 56, 0xa5);
 	work_then_arm(p, c, 16, 20000);
 	ck_assert_uint_eq(get64(heap, OFF_DATA_WORD) >> 56, busy_magic);
