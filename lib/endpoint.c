@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 /* What producers and consumers share: attach, detach, counters. */
-#include "asym.h"
 #include "endpoint.h"
 
 int apq_endpoint_init(struct apq_endpoint *e, struct apq_region *region,
@@ -11,18 +10,21 @@ int apq_endpoint_init(struct apq_endpoint *e, struct apq_region *region,
 		      const struct apq_config *cfg)
 {
 	int r = apq_sleeper_init(&e->sleeper, own_word, own_channel, n, cfg);
+	enum apq_asym_reach reach;
 	enum apq_mem_kind kind;
 
 	if (r)
 		return r;
 	apq_waker_init(&e->waker, peer_word, peer_channel, n, cfg);
 	/* Asymmetric fences (asym.h): our sleeps pay for the peer's B2
-	 * wherever the peer may be a thread of ours; we skip ours only where
-	 * it surely is. */
+	 * wherever the peer may be within our barrier's reach; we skip ours
+	 * only where we surely are within the peer's. */
 	kind = apq_mem_kind(region);
-	if (kind != APQ_MEM_SHARED &&
-	    apq_sleeper_use_asym(&e->sleeper, &e->packets) == 0 &&
-	    kind == APQ_MEM_PRIVATE)
+	reach = kind == APQ_MEM_PRIVATE ? APQ_ASYM_PROCESS : APQ_ASYM_KERNEL;
+	if ((kind == APQ_MEM_PRIVATE || n->one_kernel) &&
+	    apq_sleeper_use_asym(&e->sleeper, &e->packets, reach) == 0 &&
+	    (kind == APQ_MEM_PRIVATE ||
+	     (kind == APQ_MEM_SHARED && n->one_kernel)))
 		apq_waker_skip_b2(&e->waker);
 	apq_peer_watch_init(&e->watch, mode_layout(peer_word));
 	e->region = region;

@@ -8,7 +8,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "asym.h"
 #include "atomic.h"
 #include "liveness.h"
 #include "mode.h"
@@ -180,7 +179,7 @@ static void sleeper_flood_pause(struct apq_sleeper *s, int64_t deadline)
 static int sleeper_asym_barrier(struct apq_sleeper *s)
 {
 	int64_t start = apq_now_ns();
-	int r = apq_asym_barrier();
+	int r = apq_asym_barrier(s->asym_reach);
 
 	s->asym_barrier_ns += (apq_now_ns() - start - s->asym_barrier_ns) >>
 			      ASYM_SHIFT;
@@ -519,10 +518,12 @@ void apq_waker_skip_b2(struct apq_waker *wk)
 	wk->polling_value |= MODE_ASYM;
 }
 
-int apq_sleeper_use_asym(struct apq_sleeper *s, const uint64_t *work)
+int apq_sleeper_use_asym(struct apq_sleeper *s, const uint64_t *work,
+			 enum apq_asym_reach reach)
 {
-	if (!apq_asym_ready())
+	if (!apq_asym_ready(reach))
 		return -ENOTSUP;
+	s->asym_reach = reach;
 	/* A sleeper that never blocks announces only when an event loop
 	 * arms it: its peer's B2s are all waste, so ASYM for good. */
 	if (apq_policy_budget(&s->policy, 0) == UINT64_MAX) {

@@ -525,7 +525,11 @@ START_TEST(test_create_stream)
 	ck_assert_int_eq(apq_notifier_create(&prod.n, &my_ops, &b), 0);
 	ck_assert_int_eq(apq_consumer_attach(&c, prod.mem, prod.bytes, prod.n,
 					     &cfg), 0);
+	/* Our backend might reach another kernel: no asymmetric fences. */
+	ck_assert_uint_eq(get64(prod.mem, OFF_DATA_WORD) >> 56, 0xa5);
 	stream_from_thread(&prod, c, &ps, &cs);
+	ck_assert_uint_eq(get64(prod.mem, OFF_DATA_WORD) >> 56, 0xa5);
+	ck_assert_uint_eq(get64(prod.mem, OFF_SPACE_WORD) >> 56, 0xa5);
 	/* Every wake apq counts went through our table, and every sleep
 	 * blocked in it at least once. */
 	ck_assert_uint_eq(b.wakes, ps.wakeups_sent + cs.wakeups_sent);

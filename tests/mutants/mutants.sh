@@ -13,7 +13,9 @@
 #   no-B1         the sleeper's full barrier between its SLEEPING store and
 #                 its re-check (sleeper_announce() in lib/mode.c)
 #   no-B2         the waker's full barrier between its publish and its read
-#                 of the mode word (apq_waker_check() in lib/mode.h)
+#                 of the mode word (apq_waker_check() in lib/mode.h, and
+#                 apq_waker_check_slow() in lib/mode.c, where a waker that
+#                 skipped it takes it after all)
 #   no-recheck    the sleeper's re-check after the announcement
 #   same-episode  every announcement reuses the first episode, which the
 #                 waker then takes for one it woke already
@@ -73,7 +75,8 @@ build() {
 	cp "$src/tests/test-stress.c" "$src/tests/testlib.h" "$dir/tests/"
 	case $1 in
 	no-B1) mutate "$dir/lib/mode.c" "B1: pairs with B2" "apq_full_barrier\\(\\);" "	;" ;;
-	no-B2) mutate "$dir/lib/mode.h" "B2: pairs with B1" "apq_full_barrier\\(\\);" "		;" ;;
+	no-B2) mutate "$dir/lib/mode.h" "B2: pairs with B1" "apq_full_barrier\\(\\);" "		;" &&
+		mutate "$dir/lib/mode.c" "B2: pairs with B1" "apq_full_barrier\\(\\);" "		;" ;;
 	no-recheck) mutate "$dir/lib/mode.c" "B1: pairs with B2" "r = has_work\\(arg\\);" "	r = 0;" ;;
 	same-episode) mutate "$dir/lib/mode.c" "static int sleeper_announce" "s->episode = \\(s->episode \\+ 1\\)" "	;" ;;
 	asym-control) force_asym "$dir" ;;
@@ -92,7 +95,12 @@ build() {
 
 # run NAME: @return the torture's exit status; its output in NAME/run.log.
 run() {
+	case $1 in
+	asym-control|no-membarrier) forced=1 ;;
+	*) forced=0 ;;
+	esac
 	(cd "$work/$1" && CK_RUN_CASE=pingpong APQ_STRESS_SECONDS=$seconds \
+		APQ_FORCED_ASYM=$forced \
 		CK_DEFAULT_TIMEOUT=600 timeout 900 ./stress >run.log 2>&1)
 }
 
