@@ -25,11 +25,11 @@
  * A lost wakeup leaves a side asleep with work waiting, forever; a livelock
  * never finishes either; both violate it.
  *
- * -DASYM models the asymmetric fences of a region private to one process
- * (lib/asym.h): no waker runs B2; instead each sleeper, after its own B1,
- * makes the other thread run a full barrier (membarrier(2)), modelled as
- * waiting until the other side's buffer has drained.  Every word says
- * ASYM there, so the waker's second look never happens.
+ * -DASYM models the asymmetric fences (lib/asym.h), where the waker is
+ * within reach of the sleeper's membarrier(2): no waker runs B2; instead
+ * each sleeper, after its own B1, makes the other side run a full barrier,
+ * modelled as waiting until the other side's buffer has drained.  Every
+ * word says ASYM here, so the waker's second look never happens.
  *
  * Mutants, each of which must be rejected (tests/model/check.sh):
  *   -DNO_B1          the sleeper's barrier after its SLEEPING store
