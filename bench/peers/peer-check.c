@@ -68,6 +68,10 @@ struct shape {
 };
 
 static const struct shape shapes[] = {
+	/* Up to 8 bytes: ck_ring and rte_ring carry them in the entry. */
+	{ "8B-single", 8, 4096, 8, 1, 1 },
+	{ "8B-burst", 8, 4096, 0, BATCH_MAX, BATCH_MAX },
+	{ "8B-tiny-ring", 8, 64, 1, 4, 2 },
 	{ "64B-single", 64, 4096, 8, 1, 1 },
 	{ "64B-burst", 64, 4096, 0, BATCH_MAX, BATCH_MAX },
 	{ "1500B-3slots", 1500, 4096, 8, 1, BATCH_MAX },

@@ -19,7 +19,10 @@
  * Copies
  *   Every adapter copies a packet's bytes twice, len bytes each time: from the
  *   harness's buffer into the queue's element, and out of it into the
- *   consumer's buffer.  No whole-element copies, no staging buffers.
+ *   consumer's buffer.  No whole-element copies, no staging buffers.  (ck_ring
+ *   and rte_ring carry packets of up to 8 bytes in their ring entries
+ *   themselves, as their users pass small values: an 8-byte entry is the
+ *   element, and a full-size packet's copy.)
  *
  * End of stream
  *   producer_end() raises `ended` with a release store after the last
