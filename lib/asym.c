@@ -5,6 +5,7 @@
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -19,21 +20,23 @@ enum apq_mem_kind apq_mem_kind(const void *mem)
 {
 	enum apq_mem_kind kind = APQ_MEM_UNKNOWN;
 	uintptr_t at = (uintptr_t)mem, lo, hi;
-	char perms[8], line[512];
 	FILE *f = fopen("/proc/self/maps", "re");
+	char perms[8], *line = NULL;
+	size_t cap = 0;
 
 	if (!f)
 		return APQ_MEM_UNKNOWN;
-	while (fgets(line, sizeof(line), f)) {
+	/* getline(): a mapping's path may be longer than any fixed line. */
+	while (getline(&line, &cap, f) > 0) {
 		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s", &lo, &hi,
-			   perms) != 3)
-			break;
-		if (at < lo || at >= hi)
+			   perms) != 3 ||
+		    at < lo || at >= hi)
 			continue;
 		/* "rw-p": private, copied on fork; "rw-s": shared. */
 		kind = perms[3] == 'p' ? APQ_MEM_PRIVATE : APQ_MEM_SHARED;
 		break;
 	}
+	free(line);
 	fclose(f);
 	return kind;
 }

@@ -160,10 +160,6 @@ static void sleeper_flood_pause(struct apq_sleeper *s, int64_t deadline)
 }
 
 /*
- * Announce SLEEPING with a fresh episode and look for work once more.
- * @return has_work's answer; when it is not 0 the announcement is withdrawn.
- */
-/*
  * Asymmetric fences, when they pay: B1' costs a syscall that interrupts
  * every other CPU running one of our threads (about 1-2 us on bare metal,
  * 55 us in this project's virtual machines), and saves one full barrier
@@ -213,6 +209,10 @@ static void sleeper_judge_asym(struct apq_sleeper *s)
 	}
 }
 
+/*
+ * Announce SLEEPING with a fresh episode and look for work once more.
+ * @return has_work's answer; when it is not 0 the announcement is withdrawn.
+ */
 static int sleeper_announce(struct apq_sleeper *s, apq_has_work_fn has_work,
 			    void *arg)
 {
