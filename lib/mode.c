@@ -185,11 +185,22 @@ static int sleeper_asym_barrier(struct apq_sleeper *s)
 static void sleeper_judge_asym(struct apq_sleeper *s)
 {
 	uint64_t work = apq_counter(s->asym_work);
-	int64_t worth;
+	int64_t moved = (int64_t)(work - s->asym_work_seen), worth;
 
-	s->asym_work_per_sleep += ((int64_t)(work - s->asym_work_seen) -
-				   s->asym_work_per_sleep) >> ASYM_SHIFT;
 	s->asym_work_seen = work;
+	/* The first sleep with work replaces the prior outright: an idle
+	 * queue pays two barriers, not the dozen an average would take.
+	 * Sleeps before any work (a consumer that starts first) say
+	 * nothing. */
+	if (!s->asym_judged) {
+		if (moved == 0)
+			return;
+		s->asym_judged = true;
+		s->asym_work_per_sleep = moved;
+	} else {
+		s->asym_work_per_sleep += (moved - s->asym_work_per_sleep) >>
+					  ASYM_SHIFT;
+	}
 	worth = s->asym_work_per_sleep * ASYM_FENCE_NS;
 	if (!s->asym && worth > 2 * s->asym_barrier_ns) {
 		/* The SLEEPING store that follows says ASYM. */

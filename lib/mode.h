@@ -118,7 +118,8 @@ struct apq_sleeper {
 	 * on.  Sleeper's thread only. */
 	const uint64_t *asym_work;	/* packets moved, the endpoint's */
 	uint64_t asym_work_seen;	/* at the last announcement */
-	int64_t asym_work_per_sleep;	/* smoothed */
+	int64_t asym_work_per_sleep;	/* smoothed, once a sleep had work */
+	bool asym_judged;		/* per_sleep is measured, not prior */
 	int64_t asym_barrier_ns;	/* what B1' costs, smoothed */
 	struct apq_flood spurious;	/* wakeups that found nothing */
 	uint64_t sleeps;
