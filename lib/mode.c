@@ -422,7 +422,7 @@ int apq_waker_check_slow(struct apq_waker *wk, uint64_t m)
 	/* We skipped B2, and the word does not say that its sleeper's B1'
 	 * stands in for it (another sleeper, or a look that ran ahead of our
 	 * publish): B2 after all, and a second single fetch. */
-	if (wk->skip_b2 && !(m & MODE_ASYM)) {
+	if ((wk->polling_value & ~m) & MODE_ASYM) {
 		/* B2: pairs with B1 in sleeper_announce(), as in
 		 * apq_waker_check(). */
 		apq_full_barrier();
@@ -524,7 +524,6 @@ void apq_waker_init(struct apq_waker *wk, struct apq_mode_word *w,
 
 void apq_waker_skip_b2(struct apq_waker *wk)
 {
-	wk->skip_b2 = true;
 	wk->polling_mask |= MODE_ASYM;
 	wk->polling_value |= MODE_ASYM;
 }

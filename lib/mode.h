@@ -132,9 +132,8 @@ struct apq_waker {
 	struct apq_notifier *notifier;
 	enum apq_channel channel;
 	bool always_notify;
-	bool skip_b2;			/* the region is private (asym.h) */
-	/* The word of a peer that polls, open, as the fast path expects it
-	 * (ASYM too when B2 is skipped). */
+	/* The word of a peer that polls, open, as the fast path expects it:
+	 * with MODE_ASYM in both when this waker skips B2 (asym.h). */
 	uint64_t polling_mask, polling_value;
 	uint64_t last_woken;		/* episode; starts at one none takes */
 	uint32_t idle_streak;		/* wakes in a row that found nobody */
@@ -167,8 +166,8 @@ void apq_waker_init(struct apq_waker *wk, struct apq_mode_word *w,
 		    const struct apq_config *cfg);
 /* The slow path of apq_waker_check(): bump the sequence and notify. */
 int apq_waker_wake(struct apq_waker *wk, uint64_t episode);
-/* Skip B2 while the peer's word says ASYM: only on a region private to
- * this process, whose sleepers' barrier reaches us. */
+/* Skip B2 while the peer's word says ASYM: only where its sleepers'
+ * barrier surely reaches us (asym.h). */
 void apq_waker_skip_b2(struct apq_waker *wk);
 /* apq_waker_check() under ALWAYS_NOTIFY, out of the hot path. */
 int apq_waker_check_always(struct apq_waker *wk);
@@ -188,10 +187,10 @@ static inline int apq_waker_check(struct apq_waker *wk)
 		return apq_waker_check_always(wk);
 	/* B2: pairs with B1 in sleeper_announce(): either the sleeper's
 	 * re-check sees what we published before this call, or we see its
-	 * SLEEPING announcement below.  Skipped on a private region, where a
-	 * sleeper's barrier (B1', asym.h) puts it into our thread; the word
-	 * must then say ASYM, or apq_waker_check_slow() takes B2 after all. */
-	if (!wk->skip_b2)
+	 * SLEEPING announcement below.  Skipped where a sleeper's barrier
+	 * (B1', asym.h) reaches our thread and puts it there; the word must
+	 * then say ASYM, or apq_waker_check_slow() takes B2 after all. */
+	if (!(wk->polling_value & MODE_ASYM))
 		apq_full_barrier();
 	/* Single fetch of the peer's word; validated before use.  The
 	 * common case, a valid open word that is not SLEEPING, is one
