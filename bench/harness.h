@@ -14,6 +14,7 @@
 #ifndef APQ_BENCH_HARNESS_H
 #define APQ_BENCH_HARNESS_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -141,6 +142,10 @@ struct placement {
 };
 struct placement placement_pick(void);
 int pin_self(int cpu);
+/* Start fn pinned to cpu (if >= 0), so that it never runs elsewhere.
+ * @return 0 or a negative errno. */
+int thread_start_pinned(pthread_t *t, int cpu, void *(*fn)(void *),
+			void *arg);
 
 /* Paced producers: sleep to shortly before t (absolute CLOCK_MONOTONIC),
  * then spin to it.  pace_init() in the pacing thread first. */

@@ -329,6 +329,28 @@ struct placement placement_pick(void)
 	return pl;
 }
 
+/* Start fn pinned to cpu (if >= 0), so that it never runs elsewhere. */
+int thread_start_pinned(pthread_t *t, int cpu, void *(*fn)(void *),
+			void *arg)
+{
+	pthread_attr_t attr;
+	cpu_set_t set;
+	int r;
+
+	r = pthread_attr_init(&attr);
+	if (r)
+		return -r;
+	if (cpu >= 0) {
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+		r = pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+	}
+	if (!r)
+		r = pthread_create(t, &attr, fn, arg);
+	pthread_attr_destroy(&attr);
+	return -r;
+}
+
 int pin_self(int cpu)
 {
 	cpu_set_t set;

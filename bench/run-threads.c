@@ -368,27 +368,6 @@ static void *consumer_main(void *arg)
 	return NULL;
 }
 
-/* Start fn pinned to cpu (if >= 0), so that it never runs elsewhere. */
-static int thread_start(pthread_t *t, int cpu, void *(*fn)(void *), void *arg)
-{
-	pthread_attr_t attr;
-	cpu_set_t set;
-	int r;
-
-	r = pthread_attr_init(&attr);
-	if (r)
-		return -r;
-	if (cpu >= 0) {
-		CPU_ZERO(&set);
-		CPU_SET(cpu, &set);
-		r = pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
-	}
-	if (!r)
-		r = pthread_create(t, &attr, fn, arg);
-	pthread_attr_destroy(&attr);
-	return -r;
-}
-
 static void fail(struct run_result *res, int err, const char *where)
 {
 	if (res->err)
@@ -486,14 +465,14 @@ void run_threads(const struct bench_impl *impl, const struct bench_variant *v,
 	t0 = now_ns();
 	for (i = 0; i < n; i++) {
 		c[i].t0 = t0;
-		r = thread_start(&th[2 * i + 1], cpu_c, consumer_main, &c[i]);
+		r = thread_start_pinned(&th[2 * i + 1], cpu_c, consumer_main, &c[i]);
 		if (r && i == 0) {
 			fail(res, r, "pthread_create");
 			pthread_barrier_destroy(&start);
 			goto out;
 		}
 		if (!r)
-			r = thread_start(&th[2 * i], cpu_p, producer_main,
+			r = thread_start_pinned(&th[2 * i], cpu_p, producer_main,
 					 &c[i]);
 		if (r) {
 			/* The threads started wait at the barrier for good. */

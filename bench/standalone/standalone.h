@@ -28,6 +28,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "harness.h"	/* placement_pick(), thread_start_pinned() */
+
 /* Items per burst call, as apq-bench's burst32 scenarios. */
 #define SA_BURST	32
 
@@ -86,42 +88,6 @@ static inline void sa_pause(void)
 #endif
 }
 
-/* The first two CPUs this process may use; -1 each when fewer. */
-static inline void sa_cpus(int cpu[2])
-{
-	cpu_set_t set;
-	int c, found = 0;
-
-	cpu[0] = cpu[1] = -1;
-	if (sched_getaffinity(0, sizeof(set), &set) != 0)
-		return;
-	for (c = 0; c < CPU_SETSIZE && found < 2; c++)
-		if (CPU_ISSET(c, &set))
-			cpu[found++] = c;
-	if (found < 2)
-		cpu[0] = cpu[1] = -1;
-}
-
-static inline int sa_thread_start(pthread_t *t, int cpu, void *(*fn)(void *),
-				  void *arg)
-{
-	pthread_attr_t attr;
-	cpu_set_t set;
-	int r = pthread_attr_init(&attr);
-
-	if (r)
-		return -r;
-	if (cpu >= 0) {
-		CPU_ZERO(&set);
-		CPU_SET(cpu, &set);
-		r = pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
-	}
-	if (!r)
-		r = pthread_create(t, &attr, fn, arg);
-	pthread_attr_destroy(&attr);
-	return -r;
-}
-
 /* argv[1]: seconds (default 1).  @return the first argument after it, or
  * NULL. */
 static inline const char *sa_args(int argc, char **argv, struct sa_run *run)
@@ -139,17 +105,17 @@ static inline int sa_main(struct sa_run *run, void *(*producer)(void *),
 			  void *(*consumer)(void *))
 {
 	struct timespec nap;
+	struct placement pl = placement_pick();
+	int *cpu = pl.cpu, r;
 	pthread_t th[2];
-	int cpu[2], r;
 
-	sa_cpus(cpu);
 	atomic_init(&run->stop, 0);
 	atomic_init(&run->done, 0);
 	r = pthread_barrier_init(&run->start, NULL, 3);
 	if (!r)
-		r = -sa_thread_start(&th[1], cpu[1], consumer, run);
+		r = -thread_start_pinned(&th[1], cpu[1], consumer, run);
 	if (!r)
-		r = -sa_thread_start(&th[0], cpu[0], producer, run);
+		r = -thread_start_pinned(&th[0], cpu[0], producer, run);
 	if (r) {
 		fprintf(stderr, "%s: cannot start its threads: %s\n",
 			run->name, strerror(r));
