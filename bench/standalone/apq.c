@@ -39,6 +39,7 @@ static void *producer(void *arg)
 			if (r < 0)
 				break;
 			seq++;
+			sa_spend(1);
 			continue;
 		}
 		for (i = 0; i < q->per_call; i++)
@@ -47,6 +48,7 @@ static void *producer(void *arg)
 		if (r < 0)
 			break;
 		seq += (unsigned int)r;
+		sa_spend((unsigned int)r);
 	}
 	if (r < 0)
 		run->err = r;

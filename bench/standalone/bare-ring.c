@@ -31,9 +31,10 @@ static void *producer(void *arg)
 		for (i = 0; i < per_call; i++)
 			items[i] = seq + i;
 		n = bare_send(&prod_end, iov, per_call);
-		if (n)
+		if (n) {
 			seq += n;
-		else
+			sa_spend(n);
+		} else
 			sa_pause();
 	}
 	bare_end_stream(&prod_end);

@@ -26,9 +26,10 @@ static void *producer(void *arg)
 
 	pthread_barrier_wait(&run->start);
 	while (!sa_stopped(run)) {
-		if (ck_ring_enqueue_spsc(&q->ring, q->buf, (void *)seq))
+		if (ck_ring_enqueue_spsc(&q->ring, q->buf, (void *)seq)) {
 			seq++;
-		else
+			sa_spend(1);
+		} else
 			sa_pause();
 	}
 	sa_producer_done(run);

@@ -28,18 +28,20 @@ static void *producer(void *arg)
 	pthread_barrier_wait(&run->start);
 	while (!sa_stopped(run)) {
 		if (!burst) {
-			if (rte_ring_sp_enqueue(r, (void *)seq) == 0)
+			if (rte_ring_sp_enqueue(r, (void *)seq) == 0) {
 				seq++;
-			else
+				sa_spend(1);
+			} else
 				sa_pause();
 			continue;
 		}
 		for (i = 0; i < SA_BURST; i++)
 			objs[i] = (void *)(seq + i);
 		n = rte_ring_sp_enqueue_burst(r, objs, SA_BURST, NULL);
-		if (n)
+		if (n) {
 			seq += n;
-		else
+			sa_spend(n);
+		} else
 			sa_pause();
 	}
 	sa_producer_done(run);

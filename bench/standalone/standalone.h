@@ -12,6 +12,14 @@
  * each item with the number it expects, one compare, so that a loop that
  * loses items cannot post a rate.  No clock reads, no stamps, no calls
  * but the queue's: the rate the queue reaches with nothing around it.
+ *
+ * APQ_SA_WORK=N in the environment gives each side N rounds of a
+ * one-cycle step per item (the producer before it sends an item, the
+ * consumer after it takes one): a stand-in for what any program, and
+ * apq-bench's stamps and checks, do with each item.  How far a queue's
+ * rate falls with a little of it says how much of its bare rate a
+ * program around it would see (bench/README.md, "The harness against
+ * the standalone loops").
  */
 #ifndef APQ_BENCH_STANDALONE_H
 #define APQ_BENCH_STANDALONE_H
@@ -32,6 +40,10 @@
 
 /* Items per burst call, as apq-bench's burst32 scenarios. */
 #define SA_BURST	32
+
+/* APQ_SA_WORK: rounds per item and side (each program is one file, so
+ * one copy). */
+static unsigned int sa_work;
 
 struct sa_run {
 	const char *name;	/* the queue and its variant, for the line */
@@ -88,13 +100,25 @@ static inline void sa_pause(void)
 #endif
 }
 
-/* argv[1]: seconds (default 1).  @return the first argument after it, or
- * NULL. */
+/* The stand-in work for n items: a loop the compiler must keep (the empty
+ * asm is volatile) and that touches no memory, about one cycle a round. */
+static inline void sa_spend(unsigned int n)
+{
+	for (unsigned long i = (unsigned long)n * sa_work; i > 0; i--)
+		__asm__ __volatile__("");
+}
+
+/* argv[1]: seconds (default 1); APQ_SA_WORK from the environment.
+ * @return the first argument after the seconds, or NULL. */
 static inline const char *sa_args(int argc, char **argv, struct sa_run *run)
 {
+	const char *work = getenv("APQ_SA_WORK");
+
 	run->seconds = argc > 1 ? atof(argv[1]) : 1.0;
 	if (run->seconds <= 0)
 		run->seconds = 1.0;
+	if (work != NULL)
+		sa_work = (unsigned int)strtoul(work, NULL, 10);
 	return argc > 2 ? argv[2] : NULL;
 }
 
@@ -136,15 +160,16 @@ static inline int sa_main(struct sa_run *run, void *(*producer)(void *),
 		       run->bad);
 		return 1;
 	}
-	printf("%s: %.0f items/s (%" PRIu64 " in %.3f s; CPUs %d, %d)\n",
+	printf("%s: %.0f items/s (%" PRIu64 " in %.3f s; CPUs %d, %d; work %u)\n",
 	       run->name, (double)run->received * 1e9 / (double)run->t_ns,
-	       run->received, (double)run->t_ns / 1e9, cpu[0], cpu[1]);
+	       run->received, (double)run->t_ns / 1e9, cpu[0], cpu[1], sa_work);
 	return 0;
 }
 
 /* The consumer's bookkeeping, in its locals: item x arrived. */
 static inline void sa_item(uint64_t *want, uint64_t *bad, uint64_t x)
 {
+	sa_spend(1);
 	*bad += x != *want;
 	*want = x + 1;
 }
