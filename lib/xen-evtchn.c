@@ -3,8 +3,17 @@
  * The Xen notifier: one event channel (libxenevtchn).  An event says only
  * "state may have changed": the region's wake sequence says whether a wake
  * was meant for a sleeper, so coalesced events and the one Xen raises at
- * bind time cost at most a spurious wakeup.  A peer that goes away clears
- * its liveness byte on the link page (xen-region.c) and raises the event.
+ * bind time cost at most a spurious wakeup.
+ *
+ * A peer process that goes away clears its liveness byte on the link page
+ * (xen-region.c) and raises the event: its kernel does that as it unmaps.
+ * A peer domain that is destroyed does neither, since its kernel never
+ * runs again; but Xen turns our end of the channel from interdomain back
+ * to unbound.  So a wait also asks Xen for the port's state
+ * (EVTCHNOP_status, through libxencall), at most once per
+ * PORT_CHECK_NS: a destroyed peer is seen within a backstop of its last
+ * packet.  That takes /dev/xen/privcmd; without it only the liveness byte
+ * tells.
  */
 #include <errno.h>
 #include <poll.h>
@@ -13,6 +22,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+/* The hypercall ABI of Xen 4.6 on, for EVTCHNOP_status: without it Xen's
+ * headers (xenevtchn.h includes them) name the pre-3.2 compat call. */
+#define __XEN_INTERFACE_VERSION__ 0x00040600
+#include <xen/event_channel.h>
+#include <xencall.h>
 #include <xenevtchn.h>
 
 #include <apq/xen.h>
@@ -27,6 +41,11 @@
 
 /* Liveness byte value that Xen's unmap notification writes. */
 #define LINK_GONE	0
+
+/* How often at most a wait asks Xen for the port's state: a hypercall,
+ * microseconds natively, so well under the backstop (a wait that outlasts
+ * it asks again). */
+#define PORT_CHECK_NS	(10 * 1000 * 1000)
 
 struct xen_evtchn {
 	struct apq_notifier *base;
@@ -45,6 +64,12 @@ struct xen_evtchn {
 	uint32_t acked_seq[2];
 	bool masked;
 	int64_t late_until;
+	/* The port's state (NULL: no /dev/xen/privcmd); status points into
+	 * hypercall-safe memory of xcall. */
+	xencall_handle *xcall;
+	struct evtchn_status *status;
+	int64_t port_checked_at;
+	bool port_connected;	/* seen interdomain once */
 };
 
 static void quiet_vmessage(struct xentoollog_logger *logger,
@@ -69,15 +94,66 @@ struct xentoollog_logger apq_xen_quiet_logger = {
 	.destroy = quiet_destroy,
 };
 
-/* With fw.lock held: -EPIPE if the peer's liveness byte says gone.  Single
- * fetch; any value but GONE is alive, so a peer that scribbles on it harms
- * only itself. */
+/*
+ * With fw.lock held: -EPIPE if the port, once connected, is no longer: the
+ * peer's domain (or, in the same domain, its handle) is gone.  A port that
+ * was never seen connected is one whose peer has not bound yet (the side
+ * that bound it unbound waits for that), and says nothing.
+ */
+static int xen_port_check(struct xen_evtchn *x)
+{
+	int64_t now;
+
+	if (!x->xcall)
+		return 0;
+	now = apq_now_ns();
+	if (now - x->port_checked_at < PORT_CHECK_NS)
+		return 0;
+	x->port_checked_at = now;
+	x->status->dom = DOMID_SELF;
+	x->status->port = x->port;
+	if (xencall2(x->xcall, __HYPERVISOR_event_channel_op, EVTCHNOP_status,
+		     (uint64_t)(uintptr_t)x->status) < 0)
+		return 0;	/* cannot tell: the liveness byte still can */
+	if (x->status->status == EVTCHNSTAT_interdomain) {
+		x->port_connected = true;
+		return 0;
+	}
+	return x->port_connected ? -EPIPE : 0;
+}
+
+/* The port-state check's handle and buffer; without them (no privcmd: an
+ * unprivileged process, a domain without the driver) the check is off. */
+static void xen_port_open(struct xen_evtchn *x)
+{
+	x->xcall = xencall_open(&apq_xen_quiet_logger, 0);
+	if (!x->xcall)
+		return;
+	x->status = xencall_alloc_buffer(x->xcall, sizeof(*x->status));
+	if (!x->status) {
+		xencall_close(x->xcall);
+		x->xcall = NULL;
+	}
+}
+
+static void xen_port_close(struct xen_evtchn *x)
+{
+	if (!x->xcall)
+		return;
+	xencall_free_buffer(x->xcall, x->status);
+	xencall_close(x->xcall);
+}
+
+/* With fw.lock held: -EPIPE if the peer's liveness byte says gone, or its
+ * domain is.  Single fetch; any value but GONE is alive, so a peer that
+ * scribbles on it harms only itself. */
 static int xen_check(void *ctx)
 {
 	struct xen_evtchn *x = ctx;
 
-	return x->peer_alive && apq_load_once(x->peer_alive) == LINK_GONE
-		? -EPIPE : 0;
+	if (x->peer_alive && apq_load_once(x->peer_alive) == LINK_GONE)
+		return -EPIPE;
+	return xen_port_check(x);
 }
 
 /* Take one pending event (the descriptor is readable) and unmask it. */
@@ -220,6 +296,7 @@ static void xen_destroy(void *ctx)
 		xenevtchn_unbind(x->xce, x->port);
 		xenevtchn_close(x->xce);
 	}
+	xen_port_close(x);
 	apq_fdwait_fini(&x->fw);
 	free(x);
 }
@@ -297,6 +374,7 @@ static int xen_new(struct apq_notifier **out, xenevtchn_handle *xce,
 	}
 	x->xce = xce;
 	x->port = port;
+	xen_port_open(x);
 	r = apq_notifier_new(out, &xen_ops, x);
 	if (r == 0) {
 		x->base = *out;
@@ -308,6 +386,7 @@ static int xen_new(struct apq_notifier **out, xenevtchn_handle *xce,
 		apq_notifier_free(*out);	/* frees x: it owns no handle */
 		return r;
 	}
+	xen_port_close(x);
 	apq_fdwait_fini(&x->fw);
 	free(x);
 	return r;

@@ -36,7 +36,13 @@
  *   mappings go, because it unmaps, exits or is killed, its kernel clears
  *   that side's byte and raises the event channel.  A wait on the other side
  *   then returns -EPIPE instead of sleeping on.  A detach, the normal way to
- *   leave, makes the peer see -EPIPE through the ring itself.
+ *   leave, makes the peer see -EPIPE through the ring itself.  A domain that
+ *   is destroyed runs no kernel to do this; Xen turns the other end of its
+ *   channel back to unbound instead, which waits ask Xen about (at most
+ *   every 10 ms, through /dev/xen/privcmd where the process may open it),
+ *   so the survivor gets -EPIPE within a backstop (50 ms) of its last
+ *   packet.  On -EPIPE, detach and free the region: a destroyed domain
+ *   lingers until every page it granted is unmapped.
  *
  * Processes
  *   Open Xen handles after fork(): an inherited handle is only safe to close.
