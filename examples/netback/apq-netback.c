@@ -33,6 +33,14 @@
  * exits at once.  (The library sees it too, through the rings: a consumer
  * gets -EPIPE once it has drained what the dead peer published.)
  *
+ * Between Xen domains there is no UNIX socket to meet on: with --xenstore
+ * the front publishes the ports and grant references under its own
+ * xenstore home, in data/apq-netback/, as a netfront publishes its rings;
+ * the back, in dom0 or a driver domain, reads them there (--domid: the
+ * front's domain) and answers in the same directory.  The peer's end is
+ * then the rings' -EPIPE alone: an unmap notification for a process that
+ * died, a port Xen turned back to unbound for a domain destroyed.
+ *
  * With offloads (the default) both TAP devices carry a virtio-net header
  * (IFF_VNET_HDR) and accept checksum and TCP segmentation offload
  * (TUNSETOFFLOAD), so a 64 KiB TCP segment crosses the ring as one frame
@@ -78,6 +86,7 @@
 #include <apq/apq.h>
 #ifdef APQ_NETBACK_XEN
 #include <apq/xen.h>
+#include <xenstore.h>
 #endif
 
 #define NS_PER_MS	INT64_C(1000000)
@@ -115,6 +124,7 @@ struct options {
 	struct apq_config cfg;
 	size_t ring_bytes;
 	bool offload;
+	bool xenstore;	/* meet in xenstore, not on --ctl */
 	uint32_t domid;
 };
 
@@ -215,6 +225,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: apq-netback back|front --ctl PATH [options]\n"
+		"       apq-netback back|front --backend xen --xenstore --domid N\n"
+		"                   [options]\n"
 		"\n"
 		"One end of an Ethernet link between two network namespaces:\n"
 		"a TAP device here, frames to and from the peer process through\n"
@@ -234,6 +246,9 @@ static void usage(FILE *f)
 		"                    no TCP segmentation offload; the front's\n"
 		"                    choice\n"
 		"  --domid N         xen: the peer's domain (default 0)\n"
+		"  --xenstore        xen: meet in xenstore instead of --ctl,\n"
+		"                    between domains: the front publishes its\n"
+		"                    rings in its home, data/apq-netback/\n"
 		"  --stats FILE      write counters there (at start, on SIGUSR1,\n"
 		"                    at exit)\n"
 		"\n"
@@ -279,6 +294,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "ring", required_argument, NULL, 'r' },
 		{ "no-offload", no_argument, NULL, 'O' },
 		{ "domid", required_argument, NULL, 'd' },
+		{ "xenstore", no_argument, NULL, 'x' },
 		{ "stats", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -363,6 +379,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 's':
 			o->stats = optarg;
 			break;
+		case 'x':
+			o->xenstore = true;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -375,11 +394,22 @@ static int parse_options(int argc, char **argv, struct options *o)
 		say("unexpected argument '%s'", argv[optind]);
 		return -1;
 	}
-	if (!o->ctl) {
+	if (o->xenstore) {
+		/* The back learns the backend from the front elsewhere;
+		 * here only Xen's rings can be published. */
+		if (o->role == ROLE_FRONT && o->backend != BACKEND_XEN) {
+			say("--xenstore needs --backend xen");
+			return -1;
+		}
+		o->backend = BACKEND_XEN;
+		if (o->ctl) {
+			say("--xenstore and --ctl: one place to meet");
+			return -1;
+		}
+	} else if (!o->ctl) {
 		say("--ctl PATH is required");
 		return -1;
-	}
-	if (strlen(o->ctl) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+	} else if (strlen(o->ctl) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
 		say("--ctl: path too long");
 		return -1;
 	}
@@ -973,6 +1003,261 @@ static int xen_back_map(struct link *l, const struct hello *h)
 	l->region_bytes = apq_xen_region_bytes(l->x[0]);
 	return 0;
 }
+static size_t hello_size(uint32_t nrefs)
+{
+	return sizeof(struct hello) + 2 * (size_t)nrefs * sizeof(uint32_t);
+}
+
+/* ---- meeting in xenstore (--xenstore) ---- */
+
+/* The front's directory, relative to its home (which a guest may write). */
+#define XS_DIR		"data/apq-netback"
+/* Xenstore's largest value (XENSTORE_PAYLOAD_MAX). */
+#define XS_VALUE_MAX	4096
+/* How often a side looks for the other's keys.  Xenstore has watches, but
+ * a statically linked libxenstore cannot deliver them (it has no thread),
+ * and a guest's copy is static. */
+#define XS_POLL_MS	20
+
+/* Where key lives: the front's own (relative) path, or the back's view
+ * of it. */
+static void xs_path(const struct link *l, const char *key, char *buf,
+		    size_t cap)
+{
+	if (l->o->role == ROLE_FRONT)
+		snprintf(buf, cap, XS_DIR "/%s", key);
+	else
+		snprintf(buf, cap, "/local/domain/%" PRIu32 "/" XS_DIR "/%s",
+			 l->o->domid, key);
+}
+
+static bool xs_put(struct xs_handle *xs, xs_transaction_t t,
+		   const struct link *l, const char *key, const char *val)
+{
+	char path[128];
+
+	xs_path(l, key, path, sizeof(path));
+	return xs_write(xs, t, path, val, (unsigned int)strlen(val));
+}
+
+/* The value of key, NUL-terminated (free() it), or NULL. */
+static char *xs_get(struct xs_handle *xs, const struct link *l,
+		    const char *key)
+{
+	char path[128];
+	unsigned int len;
+
+	xs_path(l, key, path, sizeof(path));
+	return xs_read(xs, XBT_NULL, path, &len);
+}
+
+/* refs as decimal numbers separated by blanks.  @return 0, or -E2BIG
+ * when they do not fit in one xenstore value. */
+static int xs_refs_text(char *buf, const uint32_t *refs, uint32_t n)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (uint32_t i = 0; i < n; i++) {
+		int w = snprintf(buf + used, XS_VALUE_MAX - used, "%s%" PRIu32,
+				 i ? " " : "", refs[i]);
+
+		if (w < 0 || (size_t)w >= XS_VALUE_MAX - used)
+			return -E2BIG;
+		used += (size_t)w;
+	}
+	return 0;
+}
+
+/* One decimal number of at most max, the whole string.  The back reads
+ * what a guest wrote: nothing else is taken. */
+static int xs_number(const char *s, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EPROTO;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v > max)
+		return -EPROTO;
+	*out = v;
+	return 0;
+}
+
+/* The front: publish h, all keys in one transaction, "state" last. */
+static int xs_publish(struct xs_handle *xs, const struct link *l,
+		      const struct hello *h)
+{
+	char refs[2][XS_VALUE_MAX], num[32];
+	xs_transaction_t t;
+	bool ok;
+	int r;
+
+	for (int d = 0; d < 2; d++) {
+		r = xs_refs_text(refs[d], h->refs + d * h->nrefs, h->nrefs);
+		if (r)
+			return r;
+	}
+	for (;;) {
+		t = xs_transaction_start(xs);
+		if (t == XBT_NULL)
+			return -errno;
+		/* What an earlier run left, the back's old answer with it. */
+		ok = xs_rm(xs, t, XS_DIR) || errno == ENOENT;
+		snprintf(num, sizeof(num), "%" PRIu64, h->ring_bytes);
+		ok = ok && xs_put(xs, t, l, "ring-bytes", num);
+		ok = ok && xs_put(xs, t, l, "offload", h->offload ? "1" : "0");
+		for (int d = 0; d < 2 && ok; d++) {
+			char key[16];
+
+			snprintf(key, sizeof(key), "port-%d", d);
+			snprintf(num, sizeof(num), "%" PRIu32, h->ports[d]);
+			ok = xs_put(xs, t, l, key, num);
+			snprintf(key, sizeof(key), "refs-%d", d);
+			ok = ok && xs_put(xs, t, l, key, refs[d]);
+		}
+		ok = ok && xs_put(xs, t, l, "state", "ready");
+		if (!ok) {
+			r = -errno;
+			xs_transaction_end(xs, t, true);
+			return r;
+		}
+		if (xs_transaction_end(xs, t, false))
+			return 0;
+		if (errno != EAGAIN)	/* EAGAIN: a conflict, try again */
+			return -errno;
+	}
+}
+
+/* The back: h from the front's keys, once its state says ready.  @return
+ * the hello's length as the socket would give it (hello_check() then
+ * checks it like any other), or a negative errno. */
+static ssize_t xs_take(struct xs_handle *xs, struct link *l, struct hello *h)
+{
+	char *state, *val;
+	uint64_t v;
+	uint32_t n[2] = { 0, 0 };
+	int r;
+
+	for (;;) {
+		state = xs_get(xs, l, "state");
+		if (state && strcmp(state, "ready") == 0)
+			break;
+		free(state);
+		r = wait_readable(l, -1, XS_POLL_MS);
+		if (r < 0)
+			return r;
+	}
+	free(state);
+	*h = (struct hello){ .magic = HELLO_MAGIC, .version = HELLO_VERSION,
+			     .backend = BACKEND_XEN };
+	val = xs_get(xs, l, "ring-bytes");
+	r = xs_number(val, RING_LIMIT, &v);
+	free(val);
+	h->ring_bytes = v;
+	val = xs_get(xs, l, "offload");
+	if (!r)
+		r = xs_number(val, 1, &v);
+	free(val);
+	h->offload = (uint32_t)v;
+	for (int d = 0; d < 2 && !r; d++) {
+		char key[16], *p, *end;
+
+		snprintf(key, sizeof(key), "port-%d", d);
+		val = xs_get(xs, l, key);
+		r = xs_number(val, UINT32_MAX, &v);
+		free(val);
+		h->ports[d] = (uint32_t)v;
+		snprintf(key, sizeof(key), "refs-%d", d);
+		val = xs_get(xs, l, key);
+		if (!val)
+			r = -EPROTO;
+		/* Region 1's refs follow region 0's: as many, or the
+		 * hello is refused below. */
+		for (p = val; !r && p && *p; p = end) {
+			unsigned long long ref;
+
+			errno = 0;
+			ref = strtoull(p, &end, 10);
+			if (errno || end == p || ref > UINT32_MAX ||
+			    (*end && *end != ' ') ||
+			    n[0] + n[1] >= 2 * XEN_REFS_MAX)
+				r = -EPROTO;
+			else
+				h->refs[n[0] + n[1]] = (uint32_t)ref;
+			n[d] += !r;
+			end += *end == ' ';
+		}
+		free(val);
+	}
+	if (r)
+		return r;
+	if (n[0] != n[1])
+		return -EPROTO;
+	h->nrefs = n[0];
+	return (ssize_t)hello_size(h->nrefs);
+}
+
+/* The back's answer, and the front's wait for it.  Its value is checked
+ * like any other that the peer wrote. */
+static int xs_answer(struct xs_handle *xs, const struct link *l, int status)
+{
+	char num[16];
+
+	snprintf(num, sizeof(num), "%d", status);
+	return xs_put(xs, XBT_NULL, l, "back-status", num) ? 0 : -errno;
+}
+
+static int xs_await_answer(struct xs_handle *xs, struct link *l)
+{
+	int64_t deadline = now_ns() + CONNECT_WAIT_S * NS_PER_SEC;
+	char *val;
+	int r;
+
+	for (;;) {
+		val = xs_get(xs, l, "back-status");
+		if (val) {
+			char *end;
+			long status = strtol(val, &end, 10);
+
+			r = *end || status > 0 || status < -4095 ? -EPROTO
+								 : (int)status;
+			free(val);
+			return r;
+		}
+		if (now_ns() > deadline)
+			return -ETIMEDOUT;
+		r = wait_readable(l, -1, XS_POLL_MS);
+		if (r < 0)
+			return r;
+	}
+}
+
+/* The front's side of the meeting: publish, then wait for the answer. */
+static int xs_front(struct link *l, const struct hello *h)
+{
+	struct xs_handle *xs = xs_open(0);
+	int r;
+
+	if (!xs) {
+		r = -errno;
+		say("opening xenstore: %s", strerror(-r));
+		return r;
+	}
+	r = xs_publish(xs, l, h);
+	if (r) {
+		say("publishing the rings in xenstore: %s", strerror(-r));
+	} else {
+		r = xs_await_answer(xs, l);
+		if (r && r != -EINTR)
+			say("the back's answer in xenstore: %s", strerror(-r));
+	}
+	xs_close(xs);
+	return r;
+}
+
 #endif
 
 /* Attach our producer and consumer: the front produces into region 0. */
@@ -989,11 +1274,6 @@ static int apq_attach(struct link *l)
 		return r;
 	return apq_consumer_attach(&l->cons, l->region[1 - out],
 				   l->region_bytes, nin, &l->o->cfg);
-}
-
-static size_t hello_size(uint32_t nrefs)
-{
-	return sizeof(struct hello) + 2 * (size_t)nrefs * sizeof(uint32_t);
 }
 
 /* The front: make the rings, hand them over, wait for the back's yes. */
@@ -1048,6 +1328,12 @@ static int front_connect(struct link *l)
 			goto out;
 		}
 	}
+#ifdef APQ_NETBACK_XEN
+	if (o->xenstore) {
+		r = xs_front(l, h);
+		goto out;
+	}
+#endif
 	r = ctl_connect(l);
 	if (r) {
 		if (r != -EINTR)
@@ -1111,18 +1397,33 @@ static int back_accept(struct link *l)
 	struct hello *h;
 	ssize_t n;
 	int fd, r;
+#ifdef APQ_NETBACK_XEN
+	struct xs_handle *xs = NULL;
+#endif
 
 	h = calloc(1, hello_size(XEN_REFS_MAX));
 	if (!h)
 		return -ENOMEM;
-	r = ctl_listen_accept(l);
-	if (r) {
-		if (r != -EINTR)
-			say("waiting on %s: %s", o->ctl, strerror(-r));
-		free(h);
-		return r;
+#ifdef APQ_NETBACK_XEN
+	if (o->xenstore) {
+		fd = -1;
+		xs = xs_open(0);
+		n = xs ? xs_take(xs, l, h) : -errno;
+		if (!xs)
+			say("opening xenstore: %s", strerror(errno));
+	} else
+#endif
+	{
+		r = ctl_listen_accept(l);
+		if (r) {
+			if (r != -EINTR)
+				say("waiting on %s: %s", o->ctl, strerror(-r));
+			free(h);
+			return r;
+		}
+		n = ctl_recv(l, h, hello_size(XEN_REFS_MAX), &fd,
+			     CONNECT_WAIT_S);
 	}
-	n = ctl_recv(l, h, hello_size(XEN_REFS_MAX), &fd, CONNECT_WAIT_S);
 	r = n < 0 ? (int)n : hello_check(h, n, fd);
 	if (r == 0) {
 		/* The front decides what it shares, and how frames look. */
@@ -1157,6 +1458,14 @@ static int back_accept(struct link *l)
 	if (r && r != -EINTR)
 		say("the front's rings: %s", strerror(-r));
 	reply.status = r;
+#ifdef APQ_NETBACK_XEN
+	if (o->xenstore) {
+		if (xs && n >= 0 && xs_answer(xs, l, r))
+			say("answering the front in xenstore: %s",
+			    strerror(errno));
+		xs_close(xs);
+	} else
+#endif
 	if (n >= 0 && ctl_send(l->ctl, &reply, sizeof(reply), -1))
 		say("answering the front: %s", strerror(errno));
 	free(h);
