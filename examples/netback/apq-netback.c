@@ -1110,12 +1110,12 @@ static int xs_publish(struct xs_handle *xs, const struct link *l,
 		ok = ok && xs_put(xs, t, l, "ring-bytes", num);
 		ok = ok && xs_put(xs, t, l, "offload", h->offload ? "1" : "0");
 		for (int d = 0; d < 2 && ok; d++) {
-			char key[16];
+			char key[24];
 
-			snprintf(key, sizeof(key), "port-%d", d);
+			snprintf(key, sizeof(key), "event-channel-%d", d);
 			snprintf(num, sizeof(num), "%" PRIu32, h->ports[d]);
 			ok = xs_put(xs, t, l, key, num);
-			snprintf(key, sizeof(key), "refs-%d", d);
+			snprintf(key, sizeof(key), "ring-ref-%d", d);
 			ok = ok && xs_put(xs, t, l, key, refs[d]);
 		}
 		ok = ok && xs_put(xs, t, l, "state", "ready");
@@ -1163,14 +1163,14 @@ static ssize_t xs_take(struct xs_handle *xs, struct link *l, struct hello *h)
 	free(val);
 	h->offload = (uint32_t)v;
 	for (int d = 0; d < 2 && !r; d++) {
-		char key[16], *p, *end;
+		char key[24], *p, *end;
 
-		snprintf(key, sizeof(key), "port-%d", d);
+		snprintf(key, sizeof(key), "event-channel-%d", d);
 		val = xs_get(xs, l, key);
 		r = xs_number(val, UINT32_MAX, &v);
 		free(val);
 		h->ports[d] = (uint32_t)v;
-		snprintf(key, sizeof(key), "refs-%d", d);
+		snprintf(key, sizeof(key), "ring-ref-%d", d);
 		val = xs_get(xs, l, key);
 		if (!val)
 			r = -EPROTO;
