@@ -99,7 +99,7 @@ struct preset {
 
 static const struct preset presets[] = {
 	/* The default, and what the README's first command runs. */
-	{ "quick", 0.15, 0.3, 0.5, 0.3, 3, 1, 1, 1, NULL, 1.0, 1.0, 3.0, 1,
+	{ "quick", 0.15, 0.3, 0.5, 0.3, 3, 1, 1, 3, NULL, 1.0, 1.0, 3.0, 1,
 	  0.4 },
 	{ "full", 0.5, 1.0, 1.0, 1.0, 5, 3, 2, 3, NULL, 2.0, 2.0, 5.0, 3,
 	  1.0 },
