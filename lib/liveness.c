@@ -53,13 +53,54 @@ static int64_t proc_start(uint32_t pid)
 	return (int64_t)start;
 }
 
-/* The inode of our pid namespace, which tells whether a pid we read from
- * the peer means the same process to us; 0 if it cannot be told. */
+/*
+ * This kernel's boot id (/proc/sys/kernel/random/boot_id, random at every
+ * boot), hashed; 0 if it cannot be read.  It never changes while we run,
+ * so the first reading serves every later call (relaxed: a race computes
+ * the same value twice).
+ */
+static uint64_t kernel_id(void)
+{
+	static uint64_t cached;
+	uint64_t h = apq_load_once(&cached);
+	char buf[64];
+	ssize_t n;
+	int fd;
+
+	if (h)
+		return h;
+	fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n <= 0)
+		return 0;
+	h = UINT64_C(14695981039346656037);	/* FNV-1a */
+	for (ssize_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)buf[i]) * UINT64_C(1099511628211);
+	h |= 1;
+	apq_store_once(&cached, h);
+	return h;
+}
+
+/*
+ * Our pid namespace, as a number that tells whether a pid we read from the
+ * peer means the same process to us; 0 if it cannot be told.  The
+ * namespace's inode alone does not: every kernel's initial pid namespace
+ * has the same one, so two Xen domains (or two machines sharing memory)
+ * would take each other's pids for their own.  Hence the kernel's boot id
+ * and the nsfs device mixed in.
+ */
 static uint64_t pidns_id(void)
 {
+	uint64_t kernel = kernel_id(), id;
 	struct stat st;
 
-	return stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
+	if (!kernel || stat("/proc/self/ns/pid", &st) != 0)
+		return 0;
+	id = kernel ^ (uint64_t)st.st_ino ^ ((uint64_t)st.st_dev << 40);
+	return id ? id : 1;
 }
 
 static int64_t coarse_now_ns(void)
