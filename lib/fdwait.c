@@ -14,6 +14,7 @@ int apq_fdwait_init(struct apq_fdwait *w)
 	int r = -ENOMEM;
 
 	w->polling = false;
+	w->check_every_ns = 0;
 	if (pthread_condattr_init(&attr))
 		return -ENOMEM;
 	/* Deadlines are CLOCK_MONOTONIC, like every apq timeout. */
@@ -48,6 +49,17 @@ static int poll_until(int fd, int64_t deadline)
 	return r;
 }
 
+/* Where a poll stops: the deadline, or sooner when check() must run. */
+static int64_t slice_end(const struct apq_fdwait *w, int64_t deadline)
+{
+	int64_t end;
+
+	if (w->check_every_ns <= 0)
+		return deadline;
+	end = apq_now_ns() + w->check_every_ns;
+	return end < deadline ? end : deadline;
+}
+
 int apq_fdwait(struct apq_fdwait *w, int fd, const struct apq_fdwait_ops *ops,
 	       void *ctx, const uint32_t *seq, uint32_t token,
 	       int64_t deadline)
@@ -56,6 +68,7 @@ int apq_fdwait(struct apq_fdwait *w, int fd, const struct apq_fdwait_ops *ops,
 		.tv_sec = deadline / 1000000000,
 		.tv_nsec = deadline % 1000000000,
 	};
+	bool taken;
 	int r;
 
 	pthread_mutex_lock(&w->lock);
@@ -77,16 +90,19 @@ int apq_fdwait(struct apq_fdwait *w, int fd, const struct apq_fdwait_ops *ops,
 		}
 		w->polling = true;
 		pthread_mutex_unlock(&w->lock);
-		r = poll_until(fd, deadline);
-		if (r > 0)
+		r = poll_until(fd, slice_end(w, deadline));
+		taken = r > 0;
+		if (taken)
 			r = ops->take(ctx);
 		pthread_mutex_lock(&w->lock);
 		w->polling = false;
-		/* The notification may have been meant for another waiter. */
+		/* The notification may have been meant for another waiter;
+		 * and at a slice's end, the others run check() too. */
 		pthread_cond_broadcast(&w->cond);
-		if (r == 0 && apq_now_ns() < deadline &&
+		if (taken && r == 0 && apq_now_ns() < deadline &&
 		    apq_load_acquire(seq) == token)
 			break;	/* taken: back to the caller, who looks */
+		/* Not taken (a slice ended, a signal): look again, here. */
 	}
 	pthread_mutex_unlock(&w->lock);
 	return r;

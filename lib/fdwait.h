@@ -17,6 +17,9 @@ struct apq_fdwait {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;		/* CLOCK_MONOTONIC */
 	bool polling;			/* a thread polls the descriptor */
+	/* > 0: while blocked, run ops->check at least this often, for a
+	 * peer whose end raises no notification (a destroyed Xen domain). */
+	int64_t check_every_ns;
 };
 
 /* @return 0 or -ENOMEM. */

@@ -38,10 +38,10 @@
  *   then returns -EPIPE instead of sleeping on.  A detach, the normal way to
  *   leave, makes the peer see -EPIPE through the ring itself.  A domain that
  *   is destroyed runs no kernel to do this; Xen turns the other end of its
- *   channel back to unbound instead, which waits ask Xen about (at most
- *   every 10 ms, through /dev/xen/privcmd where the process may open it),
- *   so the survivor gets -EPIPE within a backstop (50 ms) of its last
- *   packet.  On -EPIPE, detach and free the region: a destroyed domain
+ *   channel back to unbound instead, which waits ask Xen about (before they
+ *   block and every 20 ms while blocked, through /dev/xen/privcmd where the
+ *   process may open it), so the survivor gets -EPIPE within about 20 ms of
+ *   its last packet.  On -EPIPE, detach and free the region: a destroyed domain
  *   lingers until every page it granted is unmapped.
  *
  * Processes
