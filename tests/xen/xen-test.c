@@ -73,6 +73,7 @@
 #include <xenevtchn.h>
 
 #include "../testlib.h"
+#include "xen-pkt.h"
 
 #define DOM0		0u
 #define MAX_REGIONS	2
@@ -90,7 +91,7 @@
 #define DETACH_PKTS	40u		/* of at most DETACH_MAX: they all fit */
 #define DETACH_MAX	256u
 
-#define MS		INT64_C(1000000)
+#define MS		PKT_MS
 #define STALL_NS	(10000 * MS)	/* a wait this long is a stall */
 /* Let the survivor fall asleep, for 80 to 130 ms: not in step with the
  * library's 50 ms backstop re-checks, so that a kill seen only by them
@@ -101,94 +102,8 @@
 #define KILL_REPS	3		/* runs of each kill scenario */
 #define NKILL		7		/* kill scenarios */
 
-/* A packet starts with this header; the rest is pattern[] from an offset
- * that the stream and sequence number give. */
-struct pkt_hdr {
-	uint64_t seq;
-	uint32_t len;
-	uint32_t check;
-};
-#define HDR		sizeof(struct pkt_hdr)
-#define PATTERN_PERIOD	4096u
-#define MAX_PKT		(STREAM_RING / 4)
-
-enum stream_id { S_STREAM = 1, S_REQ, S_RESP, S_KILL, S_DETACH };
-
-static uint64_t seed;
-static unsigned char pattern[PATTERN_PERIOD + MAX_PKT];
-
-static uint64_t hash3(uint64_t stream, uint64_t seq, uint64_t salt)
-{
-	return mix64(seed ^ mix64(stream << 48 ^ seq) ^ salt);
-}
-
-/* Length of packet seq of a stream: header only, near max (so records
- * straddle the ring's end and pads appear), or anything in between. */
-static size_t pkt_len(enum stream_id s, uint64_t seq, size_t max)
-{
-	uint64_t h = hash3(s, seq, 1);
-
-	switch (h & 7) {
-	case 0:
-		return HDR;
-	case 1:
-		return max - (size_t)((h >> 8) % 64);
-	default:
-		return HDR + (size_t)((h >> 8) % (max < 700 + HDR ? max - HDR : 700));
-	}
-}
-
-static void pkt_fill(void *buf, enum stream_id s, uint64_t seq, size_t len)
-{
-	struct pkt_hdr h = {
-		.seq = seq,
-		.len = (uint32_t)len,
-		.check = (uint32_t)hash3(s, seq, len),
-	};
-
-	memcpy(buf, &h, HDR);
-	memcpy((unsigned char *)buf + HDR,
-	       pattern + hash3(s, seq, 2) % PATTERN_PERIOD, len - HDR);
-}
-
-/* NULL if buf holds packet seq of stream s, of length len; else what
- * differs. */
-static const char *pkt_bad(const void *buf, size_t len, enum stream_id s,
-			   uint64_t seq, size_t want_len)
-{
-	struct pkt_hdr h;
-
-	if (len != want_len)
-		return "wrong length";
-	memcpy(&h, buf, HDR);
-	if (h.seq != seq)
-		return "wrong sequence number";
-	if (h.len != len || h.check != (uint32_t)hash3(s, seq, len))
-		return "corrupt header";
-	if (memcmp((const unsigned char *)buf + HDR,
-		   pattern + hash3(s, seq, 2) % PATTERN_PERIOD, len - HDR))
-		return "corrupt payload";
-	return NULL;
-}
-
-static const char *err_name(long r)
-{
-	switch (r) {
-	case 0: return "0";
-	case -EAGAIN: return "-EAGAIN";
-	case -ETIMEDOUT: return "-ETIMEDOUT";
-	case -EPIPE: return "-EPIPE";
-	case -EPROTO: return "-EPROTO";
-	case -EMSGSIZE: return "-EMSGSIZE";
-	case -EBUSY: return "-EBUSY";
-	case -EINVAL: return "-EINVAL";
-	case -ENOENT: return "-ENOENT";
-	case -ENOMEM: return "-ENOMEM";
-	case -EACCES: return "-EACCES";
-	case -EPERM: return "-EPERM";
-	default: return r < 0 ? strerror((int)-r) : "positive";
-	}
-}
+_Static_assert(MAX_PKT == STREAM_RING / 4,
+	       "the stream's longest packets are a quarter of its ring");
 
 /* ------------------------------------------------------------------------
  * Child <-> parent messages: fixed size, below PIPE_BUF, so each write is
@@ -299,18 +214,6 @@ static void send_cstats(struct ctx *c, const struct apq_consumer *k)
 	if (apq_consumer_stats(k, &st))
 		cfail(c, "apq_consumer_stats failed");
 	send_msg(c, MSG_STATS, 0, &st, "%s.cons", role_name[c->role]);
-}
-
-static struct apq_stats stats_delta(struct apq_stats a, const struct apq_stats *b)
-{
-	a.packets -= b->packets;
-	a.bytes -= b->bytes;
-	a.wakeups_sent -= b->wakeups_sent;
-	a.wakeups_skipped -= b->wakeups_skipped;
-	a.sleeps -= b->sleeps;
-	a.spurious_wakeups -= b->spurious_wakeups;
-	a.rescues -= b->rescues;
-	return a;
 }
 
 /* ------------------------------------------------------------------------
@@ -439,45 +342,13 @@ static void send_checked(struct ctx *c, struct apq_producer *p,
 		      r == -ETIMEDOUT ? " (stall: the ring stayed full)" : "");
 }
 
-/*
- * Receive as an event loop does that blocks only in its own poll() on the
- * notifier's descriptor: receive with timeout 0; on -EAGAIN arm (announce
- * SLEEPING, so the producer notifies), poll, take the notification, again.
- */
-static ssize_t recv_event_loop(struct ctx *c, struct apq_consumer *k,
-			       void *buf, size_t cap)
-{
-	struct pollfd pfd = { .fd = apq_notifier_xen_fd(c->n[0]),
-			      .events = POLLIN };
-	ssize_t r;
-	int armed, n;
-
-	for (;;) {
-		r = apq_recv(k, buf, cap, 0);
-		if (r != -EAGAIN)
-			return r;
-		armed = apq_consumer_arm(k);
-		if (armed < 0)
-			return armed;
-		if (armed > 0)
-			continue;
-		n = poll(&pfd, 1, (int)(STALL_NS / MS));
-		if (n == 0)
-			return -ETIMEDOUT;	/* armed, and never notified */
-		if (n < 0 && errno != EINTR)
-			return -errno;
-		r = apq_notifier_ack(c->n[0]);
-		if (r < 0)
-			return r;
-	}
-}
-
 static void recv_checked(struct ctx *c, struct apq_consumer *k,
 			 enum stream_id s, uint64_t seq, size_t want_len)
 {
 	unsigned char buf[MAX_PKT];
 	ssize_t len = c->sc->event_loop
-		? recv_event_loop(c, k, buf, sizeof(buf))
+		? recv_event_loop(k, c->n[0], apq_notifier_xen_fd(c->n[0]), buf,
+				  sizeof(buf), STALL_NS)
 		: apq_recv(k, buf, sizeof(buf), STALL_NS);
 	const char *bad;
 
@@ -555,13 +426,6 @@ static void body_stream(struct ctx *c)
 		send_cstats(c, k);
 		apq_consumer_detach(k);
 	}
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
 }
 
 /* Region 0 carries requests F -> B, region 1 responses B -> F. */
@@ -1026,8 +890,10 @@ static void body_storm(struct ctx *c)
 	t0 = now_ns();
 	cpu0 = thread_cpu_ns();
 	for (;; seq++) {
-		r = c->sc->event_loop ? recv_event_loop(c, k, buf, sizeof(buf))
-				      : apq_recv(k, buf, sizeof(buf), STALL_NS);
+		r = c->sc->event_loop
+			? recv_event_loop(k, c->n[0], apq_notifier_xen_fd(c->n[0]),
+					  buf, sizeof(buf), STALL_NS)
+			: apq_recv(k, buf, sizeof(buf), STALL_NS);
 		if (r == -EPIPE)
 			break;
 		if (r < 0)
@@ -1746,13 +1612,12 @@ static void run_scenario(const struct scenario *sc)
 
 int main(void)
 {
+	uint64_t seed = test_seed();
 	size_t i;
 	int64_t t0 = now_ns();
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	seed = test_seed();
-	for (i = 0; i < sizeof(pattern); i++)
-		pattern[i] = (unsigned char)mix64(seed ^ i);
+	pkt_init(seed);
 	printf("xen-test: seed %" PRIu64 " (APQ_SEED=%" PRIu64 " replays it)\n", seed, seed);
 
 	for (i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
