@@ -128,6 +128,11 @@ xl domid $name >/dev/null 2>&1 && { echo "netback-domu: the guest is still there
 echo "----- the guest's lines -----"
 tr -d '\r' <"$console" | grep -E '^APQ-GUEST' || true
 echo "----- end of the guest's lines -----"
+if [ -n "$why" ] || ! grep -q '^netback-domu: two transfers' /tmp/netback-domu.log; then
+	echo "----- the guest's whole console -----"
+	tr -d '\r' <"$console"
+	echo "----- end of the guest's whole console -----"
+fi
 [ -z "$why" ] || fail "${why#netback-domu: FAIL }"
 grep -q '^netback-domu: two transfers' /tmp/netback-domu.log ||
 	fail "dom0's side ended before its checks (timeout?)"

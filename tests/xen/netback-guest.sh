@@ -21,7 +21,12 @@ say() { echo "APQ-GUEST-NETBACK: $*"; }
 front=$!
 i=0
 until ip link show apq0 >/dev/null 2>&1; do
-	[ $i -lt 100 ] || { say "FAIL no TAP device apq0 after 10 s"; exit 1; }
+	if ! kill -0 $front 2>/dev/null; then
+		wait $front
+		say "FAIL the front exited with status $? before its TAP device was up"
+		exit 1
+	fi
+	[ $i -lt 300 ] || { say "FAIL no TAP device apq0 after 300 looks"; exit 1; }
 	i=$((i + 1))
 	sleep 0.1
 done

@@ -72,6 +72,11 @@
 
 #include <apq/apq.h>
 #include <apq/xen.h>
+/* Xen 4.6's hypercall ABI, for EVTCHNOP_status (the headers default to
+ * the pre-3.2 compat call). */
+#define __XEN_INTERFACE_VERSION__ 0x00040600
+#include <xen/event_channel.h>
+#include <xencall.h>
 #include <xenstore.h>
 
 #include "../testlib.h"
@@ -685,8 +690,9 @@ static int check_pingpong(const struct scenario *sc, const struct result *r,
  * DESTROY_AFTER packets dom0 runs `xl destroy` and keeps receiving.  It must
  * get an intact prefix of the stream, then -EPIPE within DESTROY_BOUND_NS
  * of the domain's end.  xl pauses the guest, removes its xenstore home and
- * only then has Xen destroy it, and returns later still: the home's removal
- * (or else xl's return) stands for the end.
+ * only then has Xen destroy it, and returns later still.  The end is when
+ * Xen turns dom0's end of the channel back to unbound, which this side
+ * polls for as it receives (or else the home's removal, or xl's return).
  */
 static int destroy_guest(struct side_ctx *c)
 {
@@ -714,6 +720,25 @@ static pid_t spawn_xl_destroy(unsigned domid)
 	return posix_spawnp(&pid, "xl", NULL, NULL, argv, environ) ? -1 : pid;
 }
 
+/*
+ * Whether Xen still has dom0's end of the channel connected.  Xen turns it
+ * back to unbound when it destroys the guest: that moment, as Xen sees it,
+ * is what the library's -EPIPE is timed against.  @return 1 connected, 0
+ * not, -1 cannot tell (no privcmd, a failed call).
+ */
+static int port_connected(xencall_handle *xc, struct evtchn_status *st,
+			  int port)
+{
+	if (!xc || !st || port < 0)
+		return -1;
+	st->dom = DOMID_SELF;
+	st->port = (evtchn_port_t)port;
+	if (xencall2(xc, __HYPERVISOR_event_channel_op, EVTCHNOP_status,
+		     (uint64_t)(uintptr_t)st) < 0)
+		return -1;
+	return st->status == EVTCHNSTAT_interdomain;
+}
+
 static double ms_after(int64_t t, int64_t t0)
 {
 	return t ? (double)(t - t0) / 1e6 : -1;
@@ -725,14 +750,21 @@ static int destroy_dom0(struct side_ctx *c)
 	struct apq_consumer *k;
 	struct apq_stats st;
 	int64_t t_xl = 0, t_xl_done = 0, t_last = 0, t_epipe = 0, t_gone = 0;
+	int64_t t_unbound = 0;
 	uint64_t seq = 0, after = 0;
 	char home[48], *v;
+	xencall_handle *xc = xencall_open(NULL, 0);
+	struct evtchn_status *st_port = xc ? xencall_alloc_buffer(xc, sizeof(*st_port)) : NULL;
+	int port = apq_notifier_xen_port(c->n[0]);
 	pid_t xl = 0;
 	ssize_t len;
 	int status, r = 0;
 
-	if (attach_c(c, 0, &k))
+	if (attach_c(c, 0, &k)) {
+		if (xc)
+			xencall_close(xc);
 		return -1;
+	}
 	snprintf(home, sizeof(home), "/local/domain/%u/domid", c->domid);
 	for (;;) {
 		if (seq == DESTROY_AFTER && !t_xl) {
@@ -776,23 +808,34 @@ static int destroy_dom0(struct side_ctx *c)
 				t_gone = now_ns();
 			free(v);
 		}
+		if (t_xl && !t_unbound && port_connected(xc, st_port, port) == 0)
+			t_unbound = now_ns();
 		if (r || (t_xl && now_ns() - t_xl > DESTROY_WAIT_NS))
 			break;
 	}
 	if (xl > 0 && waitpid(xl, &status, 0) == xl && !t_xl_done)
 		t_xl_done = now_ns();
+	/* -EPIPE may come first: the library looks at the port too. */
+	if (t_epipe && !t_unbound && port_connected(xc, st_port, port) == 0)
+		t_unbound = t_epipe;
+	if (xc) {
+		xencall_free_buffer(xc, st_port);
+		xencall_close(xc);
+	}
 	apq_consumer_stats(k, &st);
 	keep_stats(c, SL_EP0, &st);
 	apq_consumer_detach(k);
 	c->res.count = after;
 	c->res.epipe = t_epipe != 0;
-	c->res.delay_ns = t_epipe - (t_gone ? t_gone : t_xl_done);
+	/* The guest's end: the port's, as Xen saw it; else the home's. */
+	c->res.delay_ns = t_epipe - (t_unbound ? t_unbound : t_gone ? t_gone : t_xl_done);
 	printf("xen-domu: destroy-midstream: %" PRIu64 " intact packets, %" PRIu64
 	       " of them after xl destroy began; in ms after it began: xl returned %.1f, "
-	       "last packet %.1f, the guest's xenstore home gone %.1f, -EPIPE %.1f "
-	       "(-1: not within %" PRId64 " ms)\n", seq, after, ms_after(t_xl_done, t_xl),
-	       ms_after(t_last, t_xl), ms_after(t_gone, t_xl), ms_after(t_epipe, t_xl),
-	       DESTROY_WAIT_NS / MS);
+	       "last packet %.1f, the guest's xenstore home gone %.1f, dom0's port "
+	       "unbound %.1f, -EPIPE %.1f (-1: not seen within %" PRId64 " ms)\n",
+	       seq, after, ms_after(t_xl_done, t_xl), ms_after(t_last, t_xl),
+	       ms_after(t_gone, t_xl), ms_after(t_unbound, t_xl),
+	       ms_after(t_epipe, t_xl), DESTROY_WAIT_NS / MS);
 	return r;
 }
 
