@@ -37,6 +37,7 @@
 #define WINDOW		16
 #define TIMEOUT_MS	3000
 #define LIMIT_S		120
+#define CONNECT_RETRY_MS	5000
 #define PAYLOAD_MAX	65507
 #define NS_PER_MS	INT64_C(1000000)
 
@@ -268,6 +269,40 @@ static int bulk_recv(const char *port_s, const char *path)
 	return 0;
 }
 
+/*
+ * A connected non-blocking socket to sa.  The receiver is started in the
+ * background just before: until it listens, its side refuses, so a refused
+ * connection is tried again, for up to CONNECT_RETRY_MS.  @return the
+ * socket, or -1 (errno set).
+ */
+static int connect_retry(const struct sockaddr_in *sa, int64_t deadline)
+{
+	int64_t give_up = now_ms() + CONNECT_RETRY_MS;
+	socklen_t len = sizeof(int);
+	int fd, err;
+
+	for (;;) {
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd < 0)
+			return -1;
+		err = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0
+			? errno : 0;
+		if (err == EINPROGRESS) {
+			err = wait_fd(fd, POLLOUT, deadline) < 0 ? errno : 0;
+			if (!err && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+				err = errno;
+		}
+		if (!err)
+			return fd;
+		close(fd);
+		if (err != ECONNREFUSED || now_ms() > give_up) {
+			errno = err;
+			return -1;
+		}
+		poll(NULL, 0, 20);
+	}
+}
+
 static int bulk_send(const char *addr, const char *port_s, const char *path)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
@@ -285,11 +320,8 @@ static int bulk_send(const char *addr, const char *port_s, const char *path)
 	in = open(path, O_RDONLY | O_CLOEXEC);
 	if (in < 0)
 		return fail(path);
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	fd = connect_retry(&sa, deadline);
 	if (fd < 0)
-		return fail("socket");
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
-	    errno != EINPROGRESS)
 		return fail("connect");
 	while ((n = read(in, buf, sizeof(buf))) > 0) {
 		for (ssize_t off = 0; off < n;) {
