@@ -1222,8 +1222,10 @@ static int xs_await_answer(struct xs_handle *xs, struct link *l)
 			char *end;
 			long status = strtol(val, &end, 10);
 
-			r = *end || status > 0 || status < -4095 ? -EPROTO
-								 : (int)status;
+			/* An empty value is no answer: refused, not taken
+			 * for 0. */
+			r = end == val || *end || status > 0 || status < -4095
+				? -EPROTO : (int)status;
 			free(val);
 			return r;
 		}
