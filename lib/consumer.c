@@ -25,7 +25,9 @@ struct apq_consumer {
 	uint32_t released;	/* what we last stored to region->cons */
 	uint32_t prod_cache;	/* the producer's index, last read and checked */
 	uint32_t peeked;	/* packets peeked since the last release */
-	uint64_t stuck_episode;	/* consumer_stuck(): the producer's sleep */
+	bool sleep_seen;	/* consumer_stuck(): an unwoken producer sleep
+				 * seen since the last release */
+	uint64_t stuck_episode;	/* its episode */
 	int64_t stuck_since;	/* seen first then */
 	bool stuck;		/* -EDEADLK said; holds until apq_release() */
 };
@@ -114,11 +116,15 @@ APQ_HOT int consumer_publish(struct apq_consumer *c)
  * Nothing new to take, and peeked packets held: if the producer sleeps
  * waiting for space, that space is what we hold, and waiting would deadlock.
  * A sleep we woke is on its way out; a fresh one may still be in its
- * re-check, about to find room we gave back just before: so only the same
- * unwoken episode seen again STUCK_NS later counts (the backstop brings the
- * second look if nothing else does).  Once said, it holds while the
- * producer sleeps unwoken and nothing was released: a sleep that follows a
- * timed-out one re-checked after our last release, so it is stuck as well.
+ * re-check, about to find room we gave back just before.  So the first
+ * unwoken sleep seen since our last release only starts the watch; it is
+ * stuck when seen again STUCK_NS later, or when a later unwoken sleep is
+ * seen.  That later sleep was announced after our look at the first, which
+ * came after our release and its wake check: by B1 against B2 (or B1'), its
+ * re-check sees every space we gave back, and it slept on anyway.  The
+ * second case matters: the producer re-announces at each of its backstops,
+ * in step with ours, so a consumer that only looks at its backstops may
+ * never see one episode twice.  Once said, it holds until apq_release().
  * @return -EDEADLK; 0 (wait on); -EPROTO.
  */
 #define STUCK_NS	(1000 * 1000)
@@ -138,12 +144,13 @@ static int consumer_stuck(struct apq_consumer *c)
 	if (c->stuck)
 		return -EDEADLK;
 	now = apq_now_ns();
-	if (ep != c->stuck_episode) {
+	if (!c->sleep_seen) {
+		c->sleep_seen = true;
 		c->stuck_episode = ep;
 		c->stuck_since = now;
 		return 0;
 	}
-	if (now - c->stuck_since < STUCK_NS)
+	if (ep == c->stuck_episode && now - c->stuck_since < STUCK_NS)
 		return 0;
 	c->stuck = true;
 	return -EDEADLK;
@@ -338,6 +345,7 @@ APQ_EXPORT int apq_release(struct apq_consumer *c)
 	if (c->ep.err)
 		return c->ep.err;
 	c->peeked = 0;
+	c->sleep_seen = false;
 	c->stuck = false;
 	return c->cons != c->released ? consumer_publish(c) : 0;
 }

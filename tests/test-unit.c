@@ -1070,6 +1070,41 @@ START_TEST(test_peek_release)
 END_TEST
 
 /*
+ * The producer re-announces its sleep at every backstop, with a new episode,
+ * in step with the consumer's own backstops: a consumer that looks only then
+ * sees each episode once.  A second unwoken sleep since the release is
+ * proof enough (its re-check saw every space given back); the producer's
+ * word is forged here to show the two looks without the timing.
+ */
+START_TEST(test_peek_stuck_new_episode)
+{
+	const void *pkt[RING / 64];
+	struct rig r;
+	unsigned int i;
+
+	rig_open(&r, RING, NULL, NULL);
+	for (i = 0; i < RING / 64; i++)
+		ck_assert_int_eq(send_seq(r.p, 56, i, 0), 0);
+	for (i = 0; i < RING / 64; i++)
+		ck_assert_int_eq(apq_peek(r.c, &pkt[i], 0), 56);
+	set64(r.mem, OFF_SPACE_WORD, MODE(5, M_SLEEPING));
+	ck_assert_int_eq(apq_peek(r.c, &pkt[0], 0), -EAGAIN);
+	set64(r.mem, OFF_SPACE_WORD, MODE(6, M_SLEEPING));
+	ck_assert_int_eq(apq_peek(r.c, &pkt[0], 0), -EDEADLK);
+	/* The release wakes episode 6 and starts the watch afresh. */
+	ck_assert_int_eq(apq_release(r.c), 0);
+	ck_assert_uint_eq(get32(r.mem, OFF_SPACE_WORD + OFF_SEQ), 1);
+	ck_assert_int_eq(send_seq(r.p, 56, 0, 0), 0);
+	ck_assert_int_eq(apq_peek(r.c, &pkt[0], 0), 56);
+	set64(r.mem, OFF_SPACE_WORD, MODE(7, M_SLEEPING));
+	ck_assert_int_eq(apq_peek(r.c, &pkt[0], 0), -EAGAIN);
+	ck_assert_int_eq(apq_peek(r.c, &pkt[0], 0), -EAGAIN);
+	set64(r.mem, OFF_SPACE_WORD, MODE(7, 0));
+	rig_close(&r);
+}
+END_TEST
+
+/*
  * Random traffic against a model of the ring
  *
  * The model is the ring's documented behaviour: records of an 8-byte header
@@ -3651,6 +3686,7 @@ static Suite *unit_suite(void)
 	tcase_add_test(tc, test_recv_burst);
 	tcase_add_test(tc, test_reserve_commit);
 	tcase_add_test(tc, test_peek_release);
+	tcase_add_test(tc, test_peek_stuck_new_episode);
 	tcase_add_test(tc, test_wrap_pads);
 	tcase_add_loop_test(tc, test_model, 0, 3);
 	tcase_add_test(tc, test_stats_exact);

@@ -203,9 +203,9 @@ int apq_commit(struct apq_producer *p, size_t len);
  * until apq_release().  A call that holds packets and finds no new one
  * looks whether the producer sleeps waiting for space: that space is what
  * the held packets take, so the call returns -EDEADLK instead of waiting
- * on (within the 50 ms backstop).  A producer that busy-polls for space is
- * not seen waiting: with BUSY_POLL on the other side, release before a long
- * wait.
+ * on (within two of its 50 ms backstops).  A producer that busy-polls for
+ * space is not seen waiting: with BUSY_POLL on the other side, release
+ * before a long wait.
  *
  * @return the packet's length; -EDEADLK (no packet yet, packets are held,
  *   and the producer waits for their space: apq_release() first); otherwise
