@@ -25,9 +25,16 @@ fail() {
 	echo "APQ-XEN-RESULT: FAIL netback-domu: $*"
 	exit 1
 }
-# In the namespace: the reason, for the outer script's verdict.
+# In the namespace: the reason, for the outer script's verdict, then what
+# tells where a frame went: the back's counters (SIGUSR1 rewrites its stats
+# file) and the kernel's for the TAP device.
 ifail() {
 	echo "netback-domu: FAIL $*"
+	if [ -n "${back:-}" ] && kill -USR1 "$back" 2>/dev/null; then
+		sleep 1
+		sed 's/^/netback-domu: back /' /tmp/back.stats
+	fi
+	ip -s link show apq0 2>/dev/null | sed 's/^/netback-domu: /'
 	exit 1
 }
 # console_line WHAT SECONDS: wait until the guest's console has a line

@@ -14,6 +14,17 @@
 here=$(dirname "$0")
 size=8388608
 say() { echo "APQ-GUEST-NETBACK: $*"; }
+# A failed check, then the front's counters and the kernel's for the TAP
+# device, which tell where a frame went.
+gfail() {
+	say "FAIL $*"
+	if kill -USR1 "$front" 2>/dev/null; then
+		sleep 1
+		sed 's/^/APQ-GUEST-NETBACK: front /' /tmp/front.stats
+	fi
+	ip -s link show apq0 2>/dev/null | sed 's/^/APQ-GUEST-NETBACK: /'
+	exit 1
+}
 
 [ -c /dev/net/tun ] || { mkdir -p /dev/net && mknod /dev/net/tun c 10 200; }
 "$here/apq-netback" front --backend xen --xenstore --domid 0 --tap apq0 \
@@ -36,11 +47,11 @@ ip addr add 169.254.77.2/24 dev apq0 && ip link set apq0 up ||
 recv=$!
 head -c $size /dev/urandom >/tmp/bulk.in
 say "ready"
-wait $recv || { say "FAIL bulk-recv: status $?"; exit 1; }
+wait $recv || gfail "bulk-recv: status $?"
 say "received $(wc -c </tmp/bulk.out) bytes sha256 $(sha256sum </tmp/bulk.out | cut -d' ' -f1)"
 # dom0 listens before it sends: its receiver is up by now.
 "$here/netcheck" bulk-send 169.254.77.1 5203 /tmp/bulk.in 2>&1 ||
-	{ say "FAIL bulk-send: status $?"; exit 1; }
+	gfail "bulk-send: status $?"
 say "sent $size bytes sha256 $(sha256sum </tmp/bulk.in | cut -d' ' -f1)"
 wait $front
 status=$?
