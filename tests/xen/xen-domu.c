@@ -48,7 +48,9 @@
  *                       answered zero-copy; every wait bounded
  *   destroy-midstream   (the guest's last) dom0 runs `xl destroy`
  *                       while the guest streams: an intact prefix, then
- *                       -EPIPE within 100 ms of the guest's end
+ *                       -EPIPE within 100 ms of the guest's end; the
+ *                       dead domain stays, dying, until dom0 unmaps
+ *                       its pages, and is gone within 5 s after
  *
  * The backend prints both sides' statistics and ends with
  * "APQ-XEN-RESULT: PASS ..." or "APQ-XEN-RESULT: FAIL <reason>"; the
@@ -104,6 +106,7 @@
 #define DESTROY_AFTER	2000u		/* packets before `xl destroy` */
 #define DESTROY_WAIT_NS	(3000 * MS)	/* watch that long after it */
 #define DESTROY_BOUND_NS (100 * MS)	/* -EPIPE after the domain went */
+#define FREED_WAIT_NS	(5000 * MS)	/* for Xen to free it once unmapped */
 
 /* xenbus states, as split drivers use them. */
 #define ST_INITIALISED	3
@@ -123,6 +126,9 @@ struct result {
 	uint64_t count;		/* ping-pong: round trips made or answered */
 	int64_t delay_ns;	/* destroy: from the domain's end to -EPIPE */
 	bool epipe;		/* destroy: -EPIPE came */
+	int listed_mapped;	/* destroy: domain_listed() while dom0 mapped */
+	int listed_after;	/* ... and once dom0 unmapped and waited */
+	int64_t freed_ns;	/* ... from the unmapping to its going */
 	char info[160];
 };
 
@@ -855,6 +861,15 @@ static int check_destroy(const struct scenario *sc, const struct result *r,
 			   DESTROY_BOUND_NS / MS);
 	printf("xen-domu: destroy-midstream: -EPIPE %.1f ms after the guest's end\n",
 	       (double)d->delay_ns / 1e6);
+	printf("xen-domu: destroy-midstream: the dead domain %s while dom0 "
+	       "mapped its pages, and %s %.1f ms after dom0 unmapped them\n",
+	       d->listed_mapped == 1 ? "stayed (dying)" :
+	       d->listed_mapped == 0 ? "was already gone" : "was not seen (xl list failed)",
+	       d->listed_after == 0 ? "was gone" : "was still there",
+	       (double)d->freed_ns / 1e6);
+	if (d->listed_after != 0)
+		return WHY("the domain was not freed within %" PRId64 " ms of "
+			   "dom0 unmapping its pages", FREED_WAIT_NS / MS);
 	return 0;
 }
 
@@ -903,6 +918,26 @@ static const struct scenario *scenario_named(const char *name)
 		if (!strcmp(scenarios[i].name, name))
 			return &scenarios[i];
 	return NULL;
+}
+
+/*
+ * Whether Xen still lists domain domid.  A destroyed domain stays, dying,
+ * for as long as another domain maps its pages.  @return 1, 0, or -1 if
+ * xl could not say.
+ */
+static int domain_listed(unsigned domid)
+{
+	FILE *f = popen("xl list 2>/dev/null", "r");
+	char line[256], name[128];
+	unsigned id;
+	int found = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%127s %u", name, &id) == 2 && id == domid)
+			found = 1;
+	return pclose(f) == 0 ? found : -1;
 }
 
 static void teardown(struct side_ctx *c)
@@ -1243,8 +1278,18 @@ static int back_run(unsigned domid, const char *back, const char *front, unsigne
 	if (!e && !sc->ends_guest)
 		e = back_collect(&c, front, &r[GUEST]);
 	/* After a destroy, our mappings are what keeps the dead domain's
-	 * pages: unmapping lets it go. */
+	 * pages: unmapping lets it go, which Xen's list of domains shows. */
+	if (!e && sc->ends_guest)
+		c.res.listed_mapped = domain_listed(domid);
 	teardown(&c);
+	if (!e && sc->ends_guest) {
+		int64_t t_unmapped = now_ns();
+
+		while ((c.res.listed_after = domain_listed(domid)) == 1 &&
+		       now_ns() - t_unmapped < FREED_WAIT_NS)
+			sleep_ns(50 * MS);
+		c.res.freed_ns = now_ns() - t_unmapped;
+	}
 	if (e) {
 		snprintf(path, sizeof(path), "%s/error", front);
 		xs_get_text(path, gerr, sizeof(gerr));
