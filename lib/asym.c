@@ -42,32 +42,23 @@ enum apq_mem_kind apq_mem_kind(const void *mem)
 }
 
 static pthread_once_t registered_once = PTHREAD_ONCE_INIT;
-static bool registered[2];
+static bool registered;
 
 static void asym_register(void)
 {
 	int cmds = membarrier(MEMBARRIER_CMD_QUERY);
 
-	if (cmds <= 0)
-		return;
-	registered[APQ_ASYM_PROCESS] =
-		(cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
-		membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
-	registered[APQ_ASYM_KERNEL] =
-		(cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
-		membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0;
+	registered = cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+		     membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
 }
 
-bool apq_asym_ready(enum apq_asym_reach reach)
+bool apq_asym_ready(void)
 {
 	pthread_once(&registered_once, asym_register);
-	return registered[reach];
+	return registered;
 }
 
-int apq_asym_barrier(enum apq_asym_reach reach)
+int apq_asym_barrier(void)
 {
-	int cmd = reach == APQ_ASYM_PROCESS ? MEMBARRIER_CMD_PRIVATE_EXPEDITED
-					    : MEMBARRIER_CMD_GLOBAL_EXPEDITED;
-
-	return membarrier(cmd) == 0 ? 0 : -errno;
+	return membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0 ? 0 : -errno;
 }

@@ -7,17 +7,14 @@
  * (membarrier(2), MEMBARRIER_CMD_PRIVATE_EXPEDITED), the sleeper pays for
  * both and the waker pays nothing.
  *
- * The barrier has a reach: the threads of this process on private memory
- * (MEMBARRIER_CMD_PRIVATE_EXPEDITED), the threads of every process on this
- * kernel that registered for it on shared memory (..._GLOBAL_EXPEDITED,
- * and apq registers every process that attaches).  A sleeper issues it and
- * marks its mode word ASYM while it does (MODE_ASYM in mode.h); a waker
- * skips B2 only where it knows itself within reach: private memory, or
- * shared memory served by a backend of this kernel (futex, eventfd; never
- * Xen) in a process that registered.  A word without ASYM (a sleeper that
- * does not issue the barrier, or one the waker cannot see yet) sends the
- * waker back to B2 and a second look (apq_waker_check()).
- * doc/memory-ordering.md has the proof.
+ * The barrier reaches the threads of this process, so it serves private
+ * memory only, whose peer is surely one of them.  A sleeper issues it and
+ * marks its mode word ASYM while it does (MODE_ASYM in mode.h); a waker on
+ * private memory skips B2.  A word without ASYM (a sleeper that does not
+ * issue the barrier, or one the waker cannot see yet) sends the waker back
+ * to B2 and a second look (apq_waker_check()).  doc/memory-ordering.md has
+ * the proof, and why shared memory does without (..._GLOBAL_EXPEDITED
+ * misses threads on Linux 6.18: a lost wakeup seen in tests/mutants).
  */
 #ifndef APQ_LIB_ASYM_H
 #define APQ_LIB_ASYM_H
@@ -33,18 +30,12 @@ enum apq_mem_kind {
 
 enum apq_mem_kind apq_mem_kind(const void *mem);
 
-/* Which barrier: private memory's, or shared memory's. */
-enum apq_asym_reach {
-	APQ_ASYM_PROCESS,
-	APQ_ASYM_KERNEL,
-};
+/* Whether this process registered for the barrier (once per process;
+ * fork() keeps it, exec() drops it along with the library). */
+bool apq_asym_ready(void);
 
-/* Whether this process registered for the barrier of that reach (once per
- * process; fork() keeps it, exec() drops it along with the library). */
-bool apq_asym_ready(enum apq_asym_reach reach);
-
-/* The barrier: every running thread within reach executes a full barrier
- * before it returns.  @return 0 or a negative errno. */
-int apq_asym_barrier(enum apq_asym_reach reach);
+/* The barrier: every running thread of this process executes a full
+ * barrier before it returns.  @return 0 or a negative errno. */
+int apq_asym_barrier(void);
 
 #endif /* APQ_LIB_ASYM_H */

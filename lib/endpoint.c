@@ -10,21 +10,15 @@ int apq_endpoint_init(struct apq_endpoint *e, struct apq_region *region,
 		      const struct apq_config *cfg)
 {
 	int r = apq_sleeper_init(&e->sleeper, own_word, own_channel, n, cfg);
-	enum apq_asym_reach reach;
-	enum apq_mem_kind kind;
 
 	if (r)
 		return r;
 	apq_waker_init(&e->waker, peer_word, peer_channel, n, cfg);
-	/* Asymmetric fences (asym.h): our sleeps pay for the peer's B2
-	 * wherever the peer may be within our barrier's reach; we skip ours
-	 * only where we surely are within the peer's. */
-	kind = apq_mem_kind(region);
-	reach = kind == APQ_MEM_PRIVATE ? APQ_ASYM_PROCESS : APQ_ASYM_KERNEL;
-	if ((kind == APQ_MEM_PRIVATE || n->one_kernel) &&
-	    apq_sleeper_use_asym(&e->sleeper, &e->packets, reach) == 0 &&
-	    (kind == APQ_MEM_PRIVATE ||
-	     (kind == APQ_MEM_SHARED && n->one_kernel)))
+	/* Asymmetric fences (asym.h): only on private memory, where the
+	 * peer is surely a thread of this process and within our barrier's
+	 * reach, as we are within its. */
+	if (apq_mem_kind(region) == APQ_MEM_PRIVATE &&
+	    apq_sleeper_use_asym(&e->sleeper, &e->packets) == 0)
 		apq_waker_skip_b2(&e->waker);
 	apq_peer_watch_init(&e->watch, mode_layout(peer_word));
 	e->region = region;

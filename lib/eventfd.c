@@ -174,8 +174,6 @@ APQ_EXPORT int apq_notifier_eventfd(struct apq_notifier **out, int wait_fd,
 	r = e->wait_fd < 0 ? e->wait_fd : e->wake_fd < 0 ? e->wake_fd : 0;
 	if (r == 0)
 		r = apq_notifier_new(out, &efd_ops, e);
-	if (r == 0)
-		(*out)->one_kernel = true;	/* descriptors are per kernel */
 	if (r) {
 		if (e->wait_fd >= 0)
 			close(e->wait_fd);

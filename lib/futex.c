@@ -259,8 +259,6 @@ APQ_EXPORT int apq_notifier_futex(struct apq_notifier **out)
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_cond_init(&f->cond, NULL);
 	r = apq_notifier_new(out, &futex_ops, f);
-	if (r == 0)
-		(*out)->one_kernel = true;	/* a futex works no further */
 	if (r) {
 		pthread_cond_destroy(&f->cond);
 		pthread_mutex_destroy(&f->lock);

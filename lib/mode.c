@@ -175,7 +175,7 @@ static void sleeper_flood_pause(struct apq_sleeper *s, int64_t deadline)
 static int sleeper_asym_barrier(struct apq_sleeper *s)
 {
 	int64_t start = apq_now_ns();
-	int r = apq_asym_barrier(s->asym_reach);
+	int r = apq_asym_barrier();
 
 	s->asym_barrier_ns += (apq_now_ns() - start - s->asym_barrier_ns) >>
 			      ASYM_SHIFT;
@@ -528,12 +528,10 @@ void apq_waker_skip_b2(struct apq_waker *wk)
 	wk->polling_value |= MODE_ASYM;
 }
 
-int apq_sleeper_use_asym(struct apq_sleeper *s, const uint64_t *work,
-			 enum apq_asym_reach reach)
+int apq_sleeper_use_asym(struct apq_sleeper *s, const uint64_t *work)
 {
-	if (!apq_asym_ready(reach))
+	if (!apq_asym_ready())
 		return -ENOTSUP;
-	s->asym_reach = reach;
 	/* A sleeper that never blocks announces only when an event loop
 	 * arms it: its peer's B2s are all waste, so ASYM for good. */
 	if (apq_policy_budget(&s->policy, 0) == UINT64_MAX) {

@@ -113,7 +113,6 @@ struct apq_sleeper {
 	struct apq_policy_state policy;	/* how long to poll */
 	uint64_t episode;		/* the last one announced */
 	uint64_t asym;			/* MODE_ASYM in every store, or 0 */
-	enum apq_asym_reach asym_reach;	/* of B1' */
 	/* Whether asym pays (sleeper_judge_asym()); asym_work NULL: never
 	 * on.  Sleeper's thread only. */
 	const uint64_t *asym_work;	/* packets moved, the endpoint's */
@@ -155,8 +154,7 @@ void apq_sleeper_mark_closed(struct apq_sleeper *s);
  * whenever the work between sleeps (*work, a counter of this side's
  * packets) makes the peer's B2s dearer than our barrier.  @return 0, or
  * -ENOTSUP where this process cannot issue it. */
-int apq_sleeper_use_asym(struct apq_sleeper *s, const uint64_t *work,
-			 enum apq_asym_reach reach);
+int apq_sleeper_use_asym(struct apq_sleeper *s, const uint64_t *work);
 /* apq_sleeper_arm() without the argument checks. */
 int apq_sleeper_arm_internal(struct apq_sleeper *s, apq_has_work_fn has_work,
 			     void *arg);

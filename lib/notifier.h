@@ -18,10 +18,6 @@
 struct apq_notifier {
 	const struct apq_notifier_ops *ops;
 	void *ctx;
-	/* Both sides of a word it serves run on this kernel (futex,
-	 * eventfd; not Xen, not a user's backend): a membarrier(2) reaches
-	 * the peer's threads (asym.h). */
-	bool one_kernel;
 	pthread_mutex_t loop_lock;	/* guards the loop's set-up */
 	int loop_fd;			/* epoll set; -1 until asked for */
 	int timer_fd;			/* the backstop, in the set */
