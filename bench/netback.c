@@ -165,6 +165,10 @@ static int link_cmd(const struct netback_setup *s, char **out,
 		n++;
 	va_end(ap);
 	argv[n] = NULL;
+	/* The relay of this build: on its own the script looks in ./build,
+	 * which is another build or none when apq-bench runs from elsewhere. */
+	if (setenv("APQ_NETBACK_BIN", s->netback_bin, 1))
+		return -errno;
 	return run_cmd(argv, out);
 }
 
