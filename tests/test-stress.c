@@ -13,15 +13,20 @@
  *   - ping-pong over two rings: every exchange goes through the sleep path,
  *     where one lost wakeup stalls it until the library's 50 ms backstop;
  *   - the mode layer alone on a ring of our own;
+ *   - the handshake's race, round by round: both sides meet before each
+ *     round, the consumer arms while the producer sends, and a round where
+ *     the consumer armed and no wake was sent is a lost wakeup;
  *   and on every sleeper, rescues == 0: the library counts a rescue when a
  *   backstop re-check finds work nobody woke it for, i.e. a lost wakeup.
  *   A backstop re-check happens only where traffic pauses for 50 ms: in a
  *   stream, the next send wakes an episode whose wakeup was lost, so
  *   streams can catch a lost wakeup only at their idle phases and end.
- *   The ping-pong is the torture that finds them: every message is
- *   followed by silence until its reply, so a lost wakeup there stalls the
- *   exchange until the backstop, which counts it (tests/mutants shows that
- *   it catches each missing barrier).
+ *   The ping-pong is the torture that finds them end to end: every message
+ *   is followed by silence until its reply, so a lost wakeup there stalls
+ *   the exchange until the backstop, which counts it.  It needs the two
+ *   threads to overlap by luck; the handshake race makes every round an
+ *   overlap, and tests/mutants shows that it catches each missing barrier
+ *   in a fraction of a second.
  *
  *   The program prints how many packets changed hands (handoffs) and fails
  *   if the whole suite moved fewer than APQ_STRESS_MIN_HANDOFFS (default
@@ -250,6 +255,7 @@ struct side_result {
 	int64_t end_ns;
 	int64_t wait_ns;		/* early detach: -EPIPE latency */
 	uint64_t dropped;		/* early detach: peeked, not released */
+	uint64_t hs_outcome[4];		/* handshake race: rounds by HS_* */
 	char err[400];			/* the first failure, "" if none */
 };
 
@@ -358,6 +364,11 @@ struct extra {
 	int rescued;			/* ping-pong: a side caught a lost
 					 * wakeup; the rest would only wait
 					 * out more backstops */
+	/* The handshake race: how far each side got, on lines of their
+	 * own, and the sleeper's verdict on the round. */
+	uint64_t hs_step[2] __attribute__((aligned(64)));
+	uint64_t hs_pad[7];
+	int hs_armed __attribute__((aligned(64)));
 } __attribute__((aligned(64)));
 
 struct run;
@@ -1969,6 +1980,251 @@ START_TEST(test_mode_layer)
 }
 END_TEST
 
+/* ======== 6. the handshake's race, round by round ======== */
+
+/*
+ * The ping-pong catches a lost wakeup only when the two sides' handshakes
+ * happen to overlap within a store buffer's drain, some tens of
+ * nanoseconds, and only while both threads run on CPUs at once; on a
+ * loaded machine that can take longer than a test lasts.  Here they meet
+ * at a spin barrier before every round, so every round is such an
+ * overlap: the producer publishes one packet and runs its wakeup check
+ * (apq_send()) while the consumer announces SLEEPING and looks once more
+ * (apq_consumer_arm()), each after a random spin of its own so that their
+ * accesses land across each other's.  It is the store-buffering litmus test
+ * of the memory-model texts, on apq's own calls: without B1 or B2, the
+ * consumer arms and the producer skips the wake in some rounds.  The
+ * notifiers are our own and count wakes, so a round costs no syscall
+ * unless the consumer's barrier is one (private memory, ASYM on).
+ */
+enum {
+	HS_EARLY_WORK,	/* the consumer found the packet, no wake sent */
+	HS_BOTH,	/* it found the packet and was woken too: each side
+			 * saw the other's store, the closest of races */
+	HS_WOKEN,	/* it armed, and the producer woke it */
+	HS_LOST,	/* it armed, and nobody woke it: a lost wakeup */
+};
+
+#define HS_SPREAD	256	/* the random spin: 0..HS_SPREAD-1 turns */
+#define HS_STOP		UINT64_MAX
+
+struct hs_case {
+	const char *name;
+	unsigned int flags;	/* PP_PROCESS, PP_PRIVATE */
+	double weight;
+};
+
+static const struct hs_case hs_cases[] = {
+	{ "hs-threads", 0, 1 },
+	{ "hs-private", PP_PRIVATE, 1 },
+	{ "hs-processes", PP_PROCESS, 1 },
+};
+
+/* A notifier that counts wakes: nobody blocks here, the consumer only arms. */
+static int hs_wait(void *ctx, enum apq_channel ch, const uint32_t *seq,
+		   uint32_t token, int64_t timeout_ns)
+{
+	(void)ctx, (void)ch, (void)seq, (void)token, (void)timeout_ns;
+	return -ETIMEDOUT;
+}
+
+static int hs_wake(void *ctx, enum apq_channel ch, uint32_t *seq)
+{
+	(void)ch, (void)seq;
+	++*(uint64_t *)ctx;
+	return 1;
+}
+
+static int hs_arm(void *ctx, enum apq_channel ch, const uint32_t *seq,
+		  uint32_t token)
+{
+	(void)ctx, (void)ch, (void)seq, (void)token;
+	return 0;
+}
+
+static const struct apq_notifier_ops hs_ops = {
+	.size = sizeof(hs_ops),
+	.wait = hs_wait,
+	.wake = hs_wake,
+	.arm = hs_arm,
+};
+
+static void hs_spin(struct rng *rng)
+{
+	uint64_t n = rng_below(rng, HS_SPREAD);
+
+	while (n--)
+		__asm__ __volatile__("" ::: "memory");
+}
+
+/*
+ * Say we reached step `step` and wait until the peer has too.  @return 0;
+ * 1 if the peer stopped; -ETIMEDOUT past the hard limit (a peer that died).
+ */
+static int hs_meet(const struct run *run, struct extra *x, int me,
+		   uint64_t step)
+{
+	uint64_t n = 0, peer;
+
+	/* Release, paired with the acquire below on the peer's side: what
+	 * we did before the step is visible to it after its wait. */
+	__atomic_store_n(&x->hs_step[me], step, __ATOMIC_RELEASE);
+	while ((peer = __atomic_load_n(&x->hs_step[!me], __ATOMIC_ACQUIRE)) <
+	       step)
+		if (++n % 4096 == 0 && now_ns() > run->budget.hard_end)
+			return -ETIMEDOUT;
+	return peer == HS_STOP;
+}
+
+/* The producer: one packet a round; it ends the rounds and judges them. */
+static void hs_producer(const struct run *run, void *mem,
+			struct side_result *res)
+{
+	struct extra *x = extra_of(run, mem);
+	struct apq_config cfg = { .policy = APQ_POLICY_BUSY_POLL };
+	struct apq_notifier *n = NULL;
+	struct apq_producer *p = NULL;
+	struct rng rng = rng_make(run->seed, 1);
+	uint64_t round, wakes = 0, before;
+	int r = apq_notifier_create(&n, &hs_ops, &wakes);
+
+	if (r == 0)
+		r = apq_producer_attach(&p, mem, run->mem_bytes, n, &cfg);
+	if (r) {
+		FAIL(res, "producer setup: %s", strerror(-r));
+		goto out;
+	}
+	for (round = 1; keep_going(&run->budget, round - 1); round++) {
+		r = hs_meet(run, x, 0, 2 * round - 1);
+		if (r) {
+			FAIL(res, "round %" PRIu64 ": %s", round,
+			     r < 0 ? "the consumer never came" : "the consumer stopped");
+			break;
+		}
+		hs_spin(&rng);
+		before = wakes;
+		r = apq_send(p, &round, sizeof(round), 0);
+		if (r) {
+			FAIL(res, "round %" PRIu64 ": apq_send: %s", round,
+			     strerror(-r));
+			break;
+		}
+		r = hs_meet(run, x, 0, 2 * round);
+		if (r) {
+			FAIL(res, "round %" PRIu64 ": the consumer never judged it",
+			     round);
+			break;
+		}
+		/* Relaxed: hs_meet()'s acquire orders it after the store. */
+		if (__atomic_load_n(&x->hs_armed, __ATOMIC_RELAXED))
+			res->hs_outcome[wakes > before ? HS_WOKEN : HS_LOST]++;
+		else
+			res->hs_outcome[wakes > before ? HS_BOTH
+						       : HS_EARLY_WORK]++;
+		res->packets = round;
+	}
+	apq_producer_stats(p, &res->st[0]);
+out:
+	__atomic_store_n(&x->hs_step[0], HS_STOP, __ATOMIC_RELEASE);
+	apq_producer_detach(p);
+	apq_notifier_free(n);
+}
+
+/* The consumer: arms once a round, says whether it armed, takes the packet. */
+static void hs_consumer(const struct run *run, void *mem,
+			struct side_result *res)
+{
+	struct extra *x = extra_of(run, mem);
+	struct apq_config cfg = { .policy = APQ_POLICY_SPIN, .spin_ns = 0 };
+	struct apq_notifier *n = NULL;
+	struct apq_consumer *c = NULL;
+	struct rng rng = rng_make(run->seed, 2);
+	uint64_t round, got, wakes = 0;
+	ssize_t len;
+	int r = apq_notifier_create(&n, &hs_ops, &wakes);
+
+	if (r == 0)
+		r = apq_consumer_attach(&c, mem, run->mem_bytes, n, &cfg);
+	if (r) {
+		FAIL(res, "consumer setup: %s", strerror(-r));
+		goto out;
+	}
+	for (round = 1;; round++) {
+		r = hs_meet(run, x, 1, 2 * round - 1);
+		if (r) {
+			if (r < 0)
+				FAIL(res, "round %" PRIu64 ": the producer never came",
+				     round);
+			break;
+		}
+		hs_spin(&rng);
+		r = apq_consumer_arm(c);
+		if (r < 0) {
+			FAIL(res, "round %" PRIu64 ": apq_consumer_arm: %s",
+			     round, strerror(-r));
+			break;
+		}
+		__atomic_store_n(&x->hs_armed, r == 0, __ATOMIC_RELAXED);
+		if (hs_meet(run, x, 1, 2 * round)) {
+			FAIL(res, "round %" PRIu64 ": the producer stopped mid-round",
+			     round);
+			break;
+		}
+		len = apq_recv(c, &got, sizeof(got), 0);
+		if (len != (ssize_t)sizeof(got) || got != round) {
+			FAIL(res, "round %" PRIu64 ": received %zd bytes, %" PRIu64,
+			     round, len, len == (ssize_t)sizeof(got) ? got : 0);
+			break;
+		}
+		res->packets = round;
+	}
+	apq_consumer_stats(c, &res->st[0]);
+out:
+	__atomic_store_n(&x->hs_step[1], HS_STOP, __ATOMIC_RELEASE);
+	apq_consumer_detach(c);
+	apq_notifier_free(n);
+}
+
+START_TEST(test_handshake)
+{
+	const struct hs_case *tc = &hs_cases[_i];
+	struct run run = {
+		.tc = tc,
+		.name = tc->name,
+		.seed = mix64(base_seed ^ name_hash(tc->name)),
+		.private_mem = tc->flags & PP_PRIVATE,
+	};
+	struct side_result out[2];
+	const uint64_t *o = out[0].hs_outcome;
+
+	/* A normal build does a million rounds a second, ASYM 20 thousand. */
+	run.budget = budget_make(tc->weight, 10000, 20000);
+	run_region(&run, 4096);
+	test_banner(&run, tc->flags & PP_PROCESS ? "handshake race, two processes"
+						 : "handshake race, threads");
+	run_pair(&run, hs_producer, hs_consumer, tc->flags & PP_PROCESS, out);
+	run_unmap(&run);
+	printf("[%s] %" PRIu64 " rounds: consumer found the packet %" PRIu64 ", found it and was woken %" PRIu64 ", armed and woken %" PRIu64 ", armed and not woken %" PRIu64 "\n",
+	       tc->name, out[0].packets, o[HS_EARLY_WORK], o[HS_BOTH],
+	       o[HS_WOKEN], o[HS_LOST]);
+	fflush(stdout);
+
+	check_no_error(tc->name, &out[0], "producer", &out[1], "consumer");
+	ck_assert_msg(o[HS_LOST] == 0,
+		      "%s: lost wakeups caught: %" PRIu64 " of %" PRIu64 " rounds armed and not woken",
+		      tc->name, o[HS_LOST], out[0].packets);
+	ck_assert_msg(out[0].packets >= run.budget.min_work,
+		      "%s: only %" PRIu64 " rounds (minimum %" PRIu64 ")",
+		      tc->name, out[0].packets, run.budget.min_work);
+	ck_assert_msg(out[1].packets == out[0].packets &&
+		      out[0].st[0].packets == out[0].packets &&
+		      out[1].st[0].packets == out[0].packets,
+		      "%s: %" PRIu64 " rounds, the consumer took %" PRIu64,
+		      tc->name, out[0].packets, out[1].packets);
+	tally_add(out[0].packets, 0);
+}
+END_TEST
+
 /* ======== the runner ======== */
 
 #define N_OF(a)		(sizeof(a) / sizeof((a)[0]))
@@ -1986,6 +2242,8 @@ static double total_weight(void)
 		w += pp_cases[i].weight;
 	for (i = 0; i < N_OF(hm_cases); i++)
 		w += hm_cases[i].weight;
+	for (i = 0; i < N_OF(hs_cases); i++)
+		w += hs_cases[i].weight;
 	return w;
 }
 
@@ -2040,6 +2298,10 @@ static Suite *stress_suite(void)
 	for (i = 0; i < N_OF(hm_cases); i++)
 		w[i] = hm_cases[i].weight;
 	tcase_loop(s, "mode-layer", test_mode_layer, (int)N_OF(hm_cases),
+		   max_weight_of(w, i));
+	for (i = 0; i < N_OF(hs_cases); i++)
+		w[i] = hs_cases[i].weight;
+	tcase_loop(s, "handshake", test_handshake, (int)N_OF(hs_cases),
 		   max_weight_of(w, i));
 	return s;
 }
